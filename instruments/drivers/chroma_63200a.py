@@ -1,0 +1,59 @@
+"""Chroma 63200A high-power DC electronic loads (e.g. 63206A, 63212A, 63224A).
+
+Source: Chroma 63200A Series Programming Manual, chapter "Command Syntax" (CONFigure, MODE, CURRent /
+RESistance / VOLTage / POWer :STATic:L1, LOAD, MEASure, LOAD:PROTection). Confidence medium-low: the
+command set is confirmed by two public drivers; reply formats are NR2.
+
+Dialect quirks:
+- ``CONF:REM ON`` before settings (documented for RS-232; sent on every interface, after every reconnect);
+- modes carry a range suffix (``CCL/CCM/CCH`` ...); this driver uses the high range, which covers the
+  unit's full rating, and sets the level after selecting the mode;
+- ``LOAD?`` answers ``ON|OFF`` on some firmware and ``1|0`` on others: both accepted;
+- raw SCPI socket on port 2101.
+"""
+
+from __future__ import annotations
+
+import re
+
+from instruments.drivers.scpi_base import ScpiLoad
+from instruments.roles import LoadMode, LoadReading
+from instruments.scpi import parse_bool, parse_number
+
+_MODE = {
+    LoadMode.CC: ("MODE CCH", "CURR:STAT:L1"),
+    LoadMode.CR: ("MODE CRH", "RES:STAT:L1"),
+    LoadMode.CV: ("MODE CVH", "VOLT:STAT:L1"),
+    LoadMode.CP: ("MODE CPH", "POW:STAT:L1"),
+}
+
+
+class Chroma63200A(ScpiLoad):
+    FAMILY = "Chroma 63200A electronic load"
+    MODEL_PATTERN = re.compile(r"^632\d\dA")
+    DEFAULT_PORT = 2101
+    INPUT_ON = "LOAD ON"
+    INPUT_OFF = "LOAD OFF"
+
+    def _take_remote_control(self) -> None:
+        self.transport.write("*CLS")
+        self._send("CONF:REM ON")
+
+    def _set_mode(self, mode: LoadMode, level: float) -> None:
+        select, level_command = _MODE[mode]
+        self._send(select)
+        self._send(f"{level_command} {self._n(level)}")
+
+    def measure(self) -> LoadReading:
+        commands = ("MEAS:VOLT?", "MEAS:CURR?", "LOAD?", "LOAD:PROT?")
+        volts, amps, state, prot = self.transport.query_many(commands, retry=True)
+        protection = int(parse_number(self.name, "LOAD:PROT?", prot))
+        return LoadReading(
+            parse_number(self.name, "MEAS:VOLT?", volts),
+            parse_number(self.name, "MEAS:CURR?", amps),
+            parse_bool(self.name, "LOAD?", state),
+            f"PROT {protection}" if protection else None,
+        )
+
+    def clear_protection(self) -> None:
+        self._send("LOAD:PROT:CLE")

@@ -1,0 +1,194 @@
+"""The NACS inlet fixture's Modbus register map, held as data.
+
+The driver, the simulated fixture and the documentation (docs/fixture-register-map.md, generated from
+this table by ``python -m instruments.fixture_map``) all read this one table, so they cannot drift.
+
+Conventions: measurements are *input* registers (function 4), all in one contiguous block so one
+request reads them; commands are *holding* registers (functions 3, 6, 16). 32-bit values are two
+registers, high word first (big-endian words, big-endian bytes). Engineering value = raw x scale.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Table = Literal["input", "holding"]
+DType = Literal["uint16", "int16", "uint32", "int32"]
+
+IDENT_MAGIC = 0x4E43  # "NC": a NACS inlet fixture answers this at input register 0
+MAP_VERSION = 1
+NOT_AVAILABLE = 0xFFFF  # uint16 "no value yet" (e.g. shutdown timing before any trip)
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    address: int
+    table: Table
+    dtype: DType
+    unit: str
+    description: str
+    scale: float = 1.0
+    #: Holding registers: allowed engineering range for writes (the fixture refuses others).
+    write_range: tuple[float, float] | None = None
+    #: Enumerations or bit names, documented and used for decoding.
+    values: Mapping[int, str] | None = None
+
+    @property
+    def words(self) -> int:
+        return 2 if self.dtype in ("uint32", "int32") else 1
+
+    def decode(self, words: list[int]) -> float:
+        raw = _to_raw(self.dtype, words)
+        return raw * self.scale
+
+    def encode(self, value: float) -> list[int]:
+        """Engineering value -> register words; ``ValueError`` outside ``write_range`` or the type."""
+        if self.write_range is not None:
+            low, high = self.write_range
+            if not low <= value <= high:
+                raise ValueError(f"{self.name}: {value:g} {self.unit} outside {low:g}..{high:g} {self.unit}")
+        raw = round(value / self.scale)
+        return _from_raw(self.dtype, raw, self.name)
+
+
+def _to_raw(dtype: DType, words: list[int]) -> int:
+    if dtype == "uint16":
+        return words[0]
+    if dtype == "int16":
+        return struct.unpack(">h", struct.pack(">H", words[0]))[0]
+    packed = struct.pack(">HH", words[0], words[1])
+    return struct.unpack(">I" if dtype == "uint32" else ">i", packed)[0]
+
+
+def _from_raw(dtype: DType, raw: int, name: str) -> list[int]:
+    fmt = {"uint16": ">H", "int16": ">h", "uint32": ">I", "int32": ">i"}[dtype]
+    try:
+        packed = struct.pack(fmt, raw)
+    except struct.error:
+        raise ValueError(f"{name}: raw value {raw} does not fit {dtype}") from None
+    return list(struct.unpack(">" + "H" * (len(packed) // 2), packed))
+
+
+STATUS_BITS = {
+    0: "contactor DC+ closed (auxiliary contact feedback)",
+    1: "contactor DC- closed (auxiliary contact feedback)",
+    2: "interlock loop closed",
+    3: "E-stop pressed",
+    4: "heartbeat watchdog tripped (latched)",
+    5: "safety chain OK (power instruments enabled)",
+    6: "safety trip latched (clear with trip_reset)",
+}
+SENSOR_BITS = {0: "DC+ contact", 1: "DC- contact", 2: "inlet sensor 1", 3: "inlet sensor 2", 4: "ambient"}
+ACTUATOR_BITS = {0: "press E-stop (test relay)", 1: "open interlock loop (test relay)"}
+
+INPUT_REGISTERS: tuple[Register, ...] = (
+    Register("ident", 0, "input", "uint16", "", f"0x{IDENT_MAGIC:04X} identifies a NACS inlet fixture"),
+    Register("map_version", 1, "input", "uint16", "", f"register map version ({MAP_VERSION})"),
+    Register("serial", 2, "input", "uint16", "", "fixture serial number"),
+    Register("firmware", 3, "input", "uint16", "", "firmware version x100"),
+    Register("status", 4, "input", "uint16", "bits", "status bits", values=STATUS_BITS),
+    Register("sensor_open", 5, "input", "uint16", "bits", "open-circuit temperature sensors", values=SENSOR_BITS),
+    Register("path", 6, "input", "uint16", "", "power path routed to the inlet (feedback), 0 = none"),
+    Register("temp_dc_plus", 7, "input", "int16", "°C", "DC+ contact temperature (thermocouple)", 0.1),
+    Register("temp_dc_minus", 8, "input", "int16", "°C", "DC- contact temperature (thermocouple)", 0.1),
+    Register("temp_inlet_1", 9, "input", "int16", "°C", "inlet's own sensor 1 (near DC+)", 0.1),
+    Register("temp_inlet_2", 10, "input", "int16", "°C", "inlet's own sensor 2 (near DC-)", 0.1),
+    Register("temp_ambient", 11, "input", "int16", "°C", "ambient temperature", 0.1),
+    Register("cp_high", 12, "input", "int16", "V", "CP positive level, measured at the EVSE side", 0.01),
+    Register("cp_low", 13, "input", "int16", "V", "CP negative level, measured at the EVSE side", 0.01),
+    Register("cp_duty", 14, "input", "uint16", "%", "CP duty cycle measured at the vehicle side", 0.01),
+    Register("cp_frequency", 15, "input", "uint16", "Hz", "CP frequency measured at the vehicle side", 0.1),
+    Register("pp_voltage", 16, "input", "uint16", "V", "PP voltage at the vehicle side", 0.001),
+    Register("iso_dc_plus", 17, "input", "uint32", "Ω", "insulation resistance DC+ to PE (IMD)", 1000.0),
+    Register("iso_dc_minus", 19, "input", "uint32", "Ω", "insulation resistance DC- to PE (IMD)", 1000.0),
+    Register("inlet_voltage", 21, "input", "int32", "V", "DC voltage across the inlet's DC pins", 0.01),
+    Register("inlet_current", 23, "input", "int32", "A", "DC current through the inlet (fixture shunt)", 0.01),
+    Register("drop_dc_plus", 25, "input", "int32", "mV", "4-wire millivolt drop across the DC+ contact", 0.001),
+    Register("drop_dc_minus", 27, "input", "int32", "mV", "4-wire millivolt drop across the DC- contact", 0.001),
+    Register("shutdown_current_ms", 29, "input", "uint16", "ms",
+             "last safety trip: time until inlet current < threshold (0xFFFF = none)"),
+    Register("shutdown_voltage_ms", 30, "input", "uint16", "ms",
+             "last safety trip: time until inlet voltage < 60 V (0xFFFF = none)"),
+    Register("heartbeat_echo", 31, "input", "uint16", "", "last heartbeat value the fixture received"),
+)
+
+HOLDING_REGISTERS: tuple[Register, ...] = (
+    Register("heartbeat", 100, "holding", "uint16", "", "write a changing value; the fixture watches it"),
+    Register("heartbeat_timeout_ms", 101, "holding", "uint16", "ms",
+             "heartbeat watchdog: 0 = off, else contactors open and power instruments are inhibited "
+             "when the heartbeat stops changing for this long", write_range=(0, 10000)),
+    Register("contactors", 102, "holding", "uint16", "", "DC contactor command (refused unless the safety "
+             "chain is OK and a path is selected)", write_range=(0, 1), values={0: "open", 1: "close"}),
+    Register("path_select", 103, "holding", "uint16", "", "route power path N to the inlet, 0 = none "
+             "(refused while the contactors are closed)", write_range=(0, 4)),
+    Register("cp_mode", 104, "holding", "uint16", "", "CP generator mode", write_range=(0, 3),
+             values={0: "off (0 V, state E)", 1: "+12 V DC", 2: "PWM +/-12 V 1 kHz", 3: "-12 V (state F)"}),
+    Register("cp_duty", 105, "holding", "uint16", "%", "CP PWM duty cycle", 0.01, write_range=(0, 100)),
+    Register("vehicle_state", 106, "holding", "uint16", "", "vehicle-side CP load", write_range=(0, 4),
+             values={0: "A open", 1: "B 2.74 kΩ", 2: "C 2.74 kΩ || 1.3 kΩ", 3: "D 2.74 kΩ || 270 Ω",
+                     4: "E CP shorted to PE"}),
+    Register("connector", 107, "holding", "uint16", "", "connector-side PP emulation", write_range=(0, 2),
+             values={0: "unplugged", 1: "latched (150 Ω)", 2: "release button pressed (480 Ω)"}),
+    Register("actuators", 108, "holding", "uint16", "bits", "test relays", write_range=(0, 3),
+             values=ACTUATOR_BITS),
+    Register("trip_reset", 109, "holding", "uint16", "", "write 1 to clear a latched trip once its cause "
+             "has cleared", write_range=(0, 1)),
+    Register("shutdown_threshold", 110, "holding", "uint16", "A",
+             "current threshold used to time a shutdown", 0.1, write_range=(0, 6000)),
+)
+
+BY_NAME: dict[str, Register] = {r.name: r for r in INPUT_REGISTERS + HOLDING_REGISTERS}
+INPUT_BLOCK_START = INPUT_REGISTERS[0].address
+INPUT_BLOCK_COUNT = INPUT_REGISTERS[-1].address + INPUT_REGISTERS[-1].words - INPUT_BLOCK_START
+HOLDING_BLOCK_START = HOLDING_REGISTERS[0].address
+HOLDING_BLOCK_COUNT = HOLDING_REGISTERS[-1].address + HOLDING_REGISTERS[-1].words - HOLDING_BLOCK_START
+
+
+def decode_inputs(block: list[int]) -> dict[str, float]:
+    """The whole input block (from ``INPUT_BLOCK_START``) -> engineering values by name."""
+    out: dict[str, float] = {}
+    for reg in INPUT_REGISTERS:
+        offset = reg.address - INPUT_BLOCK_START
+        out[reg.name] = reg.decode(block[offset : offset + reg.words])
+    return out
+
+
+def markdown() -> str:
+    """The register map as the Markdown table kept in docs/."""
+    lines = [
+        "# NACS inlet fixture: Modbus register map",
+        "",
+        f"Generated from `instruments/fixture_map.py` (map version {MAP_VERSION}) by "
+        "`python -m instruments.fixture_map`; a test keeps the two identical.",
+        "",
+        "Measurements are input registers (function 4) in one contiguous block "
+        f"({INPUT_BLOCK_START}..{INPUT_BLOCK_START + INPUT_BLOCK_COUNT - 1}), read in one request. "
+        "Commands are holding registers (functions 3, 6, 16). 32-bit values span two registers, high "
+        "word first. Engineering value = raw × scale. Writes outside the range are refused with "
+        "Modbus exception 3; a command the fixture's interlocks forbid is refused with exception 4.",
+        "",
+        "| address | name | table | type | scale | unit | access | range | meaning |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for reg in INPUT_REGISTERS + HOLDING_REGISTERS:
+        address = f"{reg.address}" if reg.words == 1 else f"{reg.address}-{reg.address + 1}"
+        access = "R" if reg.table == "input" else "R/W"
+        span = f"{reg.write_range[0]:g}..{reg.write_range[1]:g}" if reg.write_range else ""
+        meaning = reg.description
+        if reg.values:
+            kind = "bit" if reg.unit == "bits" else ""
+            meaning += ": " + "; ".join(f"{kind} {k} = {v}".strip() for k, v in reg.values.items())
+        lines.append(
+            f"| {address} | `{reg.name}` | {reg.table} | {reg.dtype} | {reg.scale:g} | {reg.unit} | "
+            f"{access} | {span} | {meaning} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

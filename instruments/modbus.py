@@ -1,0 +1,174 @@
+"""Modbus over pymodbus 3.16: TCP, RTU over a serial port, and RTU framed over TCP (serial gateways).
+
+Resource strings:
+
+- ``modbus+tcp://host:502``
+- ``modbus+rtu:///dev/ttyUSB0?baudrate=19200&parity=E&stopbits=1`` (pyserial URLs such as
+  ``socket://host:port`` work as the port too, but the sync serial client polls slowly there)
+- ``modbus+rtu-tcp://host:port`` (RTU frames over a TCP socket, as many serial-to-Ethernet gateways do)
+
+pymodbus defaults to ``timeout=3, retries=3`` (12 s per call to a dead device) and retries writes
+silently. A rig wants neither: the client is made with a short timeout and no retries, reads may be
+retried here once, and writes are never repeated. Exception responses come back as objects, not
+raised; they are turned into ``ModbusDeviceError`` naming the register.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from instruments.errors import BadReply, InstrumentLost, InstrumentTimeout, ModbusDeviceError
+
+log = logging.getLogger("instruments.modbus")
+
+
+@dataclass(frozen=True)
+class ModbusAddress:
+    kind: str  # "tcp" | "rtu" | "rtu-tcp"
+    host: str = ""
+    port: int = 502
+    serial_port: str = ""
+    baudrate: int = 19200
+    parity: str = "N"
+    stopbits: int = 1
+
+    @classmethod
+    def parse(cls, resource: str) -> ModbusAddress:
+        """Parse a ``modbus+...://`` resource; raise ``ValueError`` with what was expected."""
+        parts = urlsplit(resource)
+        scheme = parts.scheme.lower()
+        if scheme in ("modbus+tcp", "modbus+rtu-tcp"):
+            if not parts.hostname:
+                raise ValueError(f"{resource!r} has no host; expected {scheme}://host:port")
+            try:
+                port = parts.port or 502
+            except ValueError:
+                raise ValueError(f"{resource!r} has a bad port; expected {scheme}://host:port") from None
+            return cls(kind=scheme.removeprefix("modbus+"), host=parts.hostname, port=port)
+        if scheme == "modbus+rtu":
+            serial_port = (parts.netloc + parts.path) if parts.netloc else parts.path
+            if not serial_port:
+                raise ValueError(f"{resource!r} has no serial port; expected modbus+rtu:///dev/ttyUSB0")
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            unknown = set(query) - {"baudrate", "parity", "stopbits"}
+            if unknown:
+                raise ValueError(f"{resource!r}: unknown option(s) {sorted(unknown)}; "
+                                 "expected baudrate, parity, stopbits")
+            try:
+                baud = int(query.get("baudrate", 19200))
+                stop = int(query.get("stopbits", 1))
+            except ValueError:
+                raise ValueError(f"{resource!r}: baudrate and stopbits must be integers") from None
+            parity = query.get("parity", "N").upper()
+            if parity not in ("N", "E", "O"):
+                raise ValueError(f"{resource!r}: parity must be N, E or O")
+            return cls(kind="rtu", serial_port=serial_port, baudrate=baud, parity=parity, stopbits=stop)
+        raise ValueError(
+            f"{resource!r} is not a Modbus resource; expected modbus+tcp://host:port, "
+            "modbus+rtu:///dev/ttyX or modbus+rtu-tcp://host:port"
+        )
+
+
+class ModbusTransport:
+    """One Modbus device (unit id) at an address. Thread-safe: one lock around every request."""
+
+    def __init__(self, instrument: str, resource: str, unit_id: int, timeout_s: float = 0.5,
+                 lost_after_failures: int = 3) -> None:
+        self.instrument = instrument
+        self.resource = resource
+        self.address = ModbusAddress.parse(resource)
+        self.unit_id = unit_id
+        self.timeout_s = timeout_s
+        self.lost_after_failures = lost_after_failures
+        self.fault_count = 0
+        self._consecutive_faults = 0
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def open(self) -> None:
+        from pymodbus import FramerType
+        from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # it logs frame dumps on every error
+        a = self.address
+        with self._lock:
+            if a.kind == "rtu":
+                self._client = ModbusSerialClient(
+                    a.serial_port, baudrate=a.baudrate, parity=a.parity, stopbits=a.stopbits,
+                    timeout=self.timeout_s, retries=0,
+                )
+            else:
+                framer = FramerType.RTU if a.kind == "rtu-tcp" else FramerType.SOCKET
+                self._client = ModbusTcpClient(
+                    a.host, port=a.port, framer=framer, timeout=self.timeout_s, retries=0
+                )
+            if not self._client.connect():
+                self._client = None
+                raise InstrumentLost(self.instrument, f"cannot connect to {self.resource}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def read_input(self, address: int, count: int, *, retry: bool = True) -> list[int]:
+        return self._read("read_input_registers", address, count, retry)
+
+    def read_holding(self, address: int, count: int, *, retry: bool = True) -> list[int]:
+        return self._read("read_holding_registers", address, count, retry)
+
+    def write_registers(self, address: int, values: list[int]) -> None:
+        """Write one or more holding registers. Never retried: a lost reply leaves its fate unknown."""
+        if len(values) == 1:
+            self._request("write_register", address, values[0], what=f"write {address}={values[0]}")
+        else:
+            self._request("write_registers", address, values, what=f"write {address}..={values}")
+
+    def _read(self, function: str, address: int, count: int, retry: bool) -> list[int]:
+        what = f"{function.replace('_', ' ')} {address}+{count}"
+        for attempt in (1, 2):
+            try:
+                registers = self._request(function, address, what=what, count=count).registers
+            except InstrumentTimeout:
+                if not retry or attempt == 2:
+                    raise
+                continue
+            if len(registers) != count:
+                raise BadReply(self.instrument, f"asked for {count} registers, got {len(registers)}", what)
+            return list(registers)
+        raise AssertionError("unreachable")
+
+    def _request(self, function: str, *args: Any, what: str, **kwargs: Any) -> Any:
+        from pymodbus.exceptions import ConnectionException, ModbusIOException
+
+        with self._lock:
+            if self._client is None:
+                raise InstrumentLost(self.instrument, "not connected", what)
+            try:
+                response = getattr(self._client, function)(*args, device_id=self.unit_id, **kwargs)
+            except ConnectionException as exc:
+                self._fault()
+                raise InstrumentLost(self.instrument, f"connection failed: {exc}", what) from None
+            except ModbusIOException:
+                self._fault()
+                if self._consecutive_faults >= self.lost_after_failures:
+                    raise InstrumentLost(
+                        self.instrument, f"{self._consecutive_faults} consecutive timeouts: device lost", what
+                    ) from None
+                raise InstrumentTimeout(self.instrument, f"no reply within {self.timeout_s:g} s", what) from None
+            if response.isError():
+                # An exception response is an answer: the link is fine, the device said no.
+                self._consecutive_faults = 0
+                raise ModbusDeviceError(self.instrument, what, int(getattr(response, "exception_code", 0)))
+            self._consecutive_faults = 0
+            log.debug("%s: %s ok", self.instrument, what)
+            return response
+
+    def _fault(self) -> None:
+        self.fault_count += 1
+        self._consecutive_faults += 1

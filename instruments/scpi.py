@@ -1,0 +1,284 @@
+"""SCPI over pyvisa (pyvisa-py backend by default): the one place that talks to the wire.
+
+Resource strings are VISA's: ``TCPIP::host::5025::SOCKET`` (LAN socket), ``TCPIP::host::INSTR``
+(VXI-11), ``TCPIP::host::hislip0::INSTR``, ``USB0::0x2A8D::...::INSTR`` (USBTMC) and
+``ASRL/dev/ttyUSB0::INSTR`` (RS-232 through pyserial).
+
+What this layer guarantees, learnt from pyvisa-py's behaviour (see shared library notes, section 4):
+
+- **One lock per resource.** Two threads on one pyvisa-py resource swap replies and can hang in a
+  blocking ``recv``; every exchange here holds the instrument's lock.
+- **A timeout poisons the stream.** The late reply arrives on the next query and ``clear()`` does not
+  help on sockets, so after any timeout the resource is closed and reopened before it is trusted again.
+- **A dead peer is invisible to reads** and opening a closed port "succeeds", so faults are counted:
+  ``lost_after_failures`` consecutive faults make the instrument *lost*.
+- **Writes are never repeated.** Only queries that change nothing may be retried (``query(...,
+  retry=True)``); a write whose fate is unknown raises, and the caller decides.
+- The error queue (``SYST:ERR?``) is read after every checked write: a refused setpoint is otherwise
+  silent on most instruments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from instruments.errors import BadReply, InstrumentLost, InstrumentTimeout, ScpiError
+
+log = logging.getLogger("instruments.scpi")
+
+_rm_lock = threading.Lock()
+_rm: Any = None
+
+
+def resource_manager() -> Any:
+    """The process's one VISA resource manager (``RIG_VISA_BACKEND``, default ``@py``).
+
+    pyvisa hands every caller the same manager, and closing it closes it for all, so it is created
+    once and never closed.
+    """
+    global _rm
+    with _rm_lock:
+        if _rm is None:
+            import pyvisa  # deferred: ~50 ms, not needed for `rig --help`
+
+            _rm = pyvisa.ResourceManager(os.environ.get("RIG_VISA_BACKEND", "@py"))
+        return _rm
+
+
+@dataclass(frozen=True)
+class ScpiSettings:
+    """Per-dialect transport behaviour."""
+
+    timeout_s: float = 2.0
+    read_termination: str = "\n"
+    write_termination: str = "\n"
+    #: Some units need a pause between messages (EA: >= 5 ms).
+    min_gap_s: float = 0.0
+    #: Some units drop an idle TCP connection (EA: after 5 s); reconnect before talking after this long.
+    idle_reconnect_s: float | None = None
+    #: Most commands one line may carry (EA: 5, more is refused with -223 and nothing executed).
+    max_commands_per_line: int = 8
+    #: Consecutive timeouts / connection errors after which the instrument counts as lost.
+    lost_after_failures: int = 3
+    error_query: str = "SYST:ERR?"
+
+
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zΩ%]*)\s*$")
+_ERROR = re.compile(r'^\s*([-+]?\d+)\s*,\s*"?(.*?)"?\s*$')
+
+
+def format_number(value: float) -> str:
+    """A setpoint as SCPI NR2/NR3 text, without float noise (``0.1`` not ``0.1000000000000000055``)."""
+    return f"{value:.7g}"
+
+
+def parse_number(instrument: str, command: str, reply: str) -> float:
+    """Parse NR1/NR2/NR3, with or without a unit suffix (EA answers ``43.50 V``)."""
+    match = _NUMBER.match(reply)
+    if not match:
+        raise BadReply(instrument, f"reply {reply!r} is not a number", command)
+    return float(match.group(1))
+
+
+def parse_bool(instrument: str, command: str, reply: str) -> bool:
+    text = reply.strip().upper()
+    if text in ("1", "ON"):
+        return True
+    if text in ("0", "OFF"):
+        return False
+    raise BadReply(instrument, f"reply {reply!r} is not one of 1|0|ON|OFF", command)
+
+
+def parse_error(instrument: str, reply: str) -> tuple[int, str]:
+    match = _ERROR.match(reply)
+    if not match:
+        raise BadReply(instrument, f"reply {reply!r} is not '<code>,\"<message>\"'", "SYST:ERR?")
+    return int(match.group(1)), match.group(2)
+
+
+class ScpiTransport:
+    """A SCPI instrument at a VISA resource, safe to share between threads."""
+
+    def __init__(
+        self,
+        instrument: str,
+        resource: str,
+        settings: ScpiSettings | None = None,
+        visa_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.instrument = instrument
+        self.resource = resource
+        self.settings = settings or ScpiSettings()
+        self.visa_options = dict(visa_options or {})
+        #: Called after every reconnect (not the first open), e.g. to take the remote lock again.
+        self.on_reconnect: Callable[[], None] | None = None
+        self.fault_count = 0
+        self._consecutive_faults = 0
+        self._lock = threading.RLock()
+        self._handle: Any = None
+        self._last_io = 0.0
+        self._reconnecting = False
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        with self._lock:
+            self._open_handle()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_handle()
+
+    @property
+    def is_open(self) -> bool:
+        return self._handle is not None
+
+    def _open_handle(self) -> None:
+        import pyvisa
+
+        try:
+            self._handle = resource_manager().open_resource(
+                self.resource,
+                read_termination=self.settings.read_termination,
+                write_termination=self.settings.write_termination,
+                timeout=int(self.settings.timeout_s * 1000),
+                **self.visa_options,
+            )
+        except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
+            self._handle = None
+            raise InstrumentLost(self.instrument, f"cannot open {self.resource}: {_describe(exc)}") from None
+        self._last_io = time.monotonic()
+
+    def _close_handle(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except Exception as exc:  # a broken socket may fail to close; it is gone either way
+                log.debug("%s: close failed: %s", self.instrument, exc)
+
+    def _reconnect(self, why: str) -> None:
+        log.info("%s: reconnecting (%s)", self.instrument, why)
+        self._close_handle()
+        self._open_handle()
+        if self.on_reconnect is not None and not self._reconnecting:
+            self._reconnecting = True
+            try:
+                self.on_reconnect()
+            finally:
+                self._reconnecting = False
+
+    # -- exchanges -------------------------------------------------------------------------------
+
+    def _exchange(self, message: str, expect_reply: bool) -> str | None:
+        import pyvisa
+
+        with self._lock:
+            if self._handle is None:
+                self._reconnect("not connected")
+            idle = self.settings.idle_reconnect_s
+            if idle is not None and time.monotonic() - self._last_io > idle and not self._reconnecting:
+                self._reconnect(f"idle for more than {idle:g} s; the unit drops idle connections")
+            gap = self.settings.min_gap_s - (time.monotonic() - self._last_io)
+            if gap > 0:
+                time.sleep(gap)
+            try:
+                self._handle.write(message)
+                reply = self._handle.read() if expect_reply else None
+            except pyvisa.errors.VisaIOError as exc:
+                if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                    self._fault()
+                    # The late reply would poison the next query: start a fresh connection.
+                    self._close_handle()
+                    self._raise_lost_if_repeated(message)
+                    raise InstrumentTimeout(
+                        self.instrument, f"no reply within {self.settings.timeout_s:g} s", message
+                    ) from None
+                self._fault()
+                self._close_handle()
+                raise InstrumentLost(self.instrument, _describe(exc), message) from None
+            except OSError as exc:  # refused, reset, broken pipe: pyvisa-py raises these raw
+                self._fault()
+                self._close_handle()
+                raise InstrumentLost(self.instrument, f"connection failed: {_describe(exc)}", message) from None
+            finally:
+                self._last_io = time.monotonic()
+            self._consecutive_faults = 0
+            log.debug("%s: %s -> %r", self.instrument, message, reply)
+            return reply
+
+    def _fault(self) -> None:
+        self.fault_count += 1
+        self._consecutive_faults += 1
+
+    def _raise_lost_if_repeated(self, message: str) -> None:
+        if self._consecutive_faults >= self.settings.lost_after_failures:
+            raise InstrumentLost(
+                self.instrument, f"{self._consecutive_faults} consecutive timeouts: instrument lost", message
+            )
+
+    def write(self, command: str) -> None:
+        """Send a command without checking the error queue (prefer ``write_checked``)."""
+        self._exchange(command, expect_reply=False)
+
+    def write_checked(self, command: str) -> None:
+        """Send a command, then read the error queue; raise ``ScpiError`` if the unit refused it.
+
+        Two messages, not ``cmd;:SYST:ERR?`` in one line: after an error, many instruments discard the
+        rest of the line, and the check would become a timeout.
+        """
+        with self._lock:
+            self.write(command)
+            self.check_errors(command)
+
+    def query(self, command: str, *, retry: bool = False) -> str:
+        """Send a query and return the reply line. ``retry`` once on a fault: only for pure reads."""
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            try:
+                reply = self._exchange(command, expect_reply=True)
+                assert reply is not None
+                return reply.strip()
+            except (InstrumentTimeout, InstrumentLost) as exc:
+                if attempt + 1 == attempts or self._consecutive_faults >= self.settings.lost_after_failures:
+                    raise
+                log.info("%s: retrying read after: %s", self.instrument, exc)
+        raise AssertionError("unreachable")
+
+    def query_many(self, commands: Sequence[str], *, retry: bool = False) -> list[str]:
+        """Several queries in as few round trips as the dialect allows (joined with ``;:``)."""
+        replies: list[str] = []
+        step = self.settings.max_commands_per_line
+        for start in range(0, len(commands), step):
+            chunk = [c.lstrip(":") for c in commands[start : start + step]]
+            line = ";:".join(chunk)
+            parts = self.query(line, retry=retry).split(";")
+            if len(parts) != len(chunk):
+                raise BadReply(self.instrument, f"expected {len(chunk)} replies, got {len(parts)}", line)
+            replies.extend(p.strip() for p in parts)
+        return replies
+
+    def check_errors(self, command: str) -> None:
+        """Drain the error queue; raise ``ScpiError`` naming ``command`` if it held anything."""
+        errors: list[tuple[int, str]] = []
+        for _ in range(20):  # a queue is finite; a unit that never says "0" is itself broken
+            code, message = parse_error(self.instrument, self.query(self.settings.error_query))
+            if code == 0:
+                break
+            errors.append((code, message))
+        else:
+            raise BadReply(self.instrument, "error queue never reported empty", self.settings.error_query)
+        if errors:
+            raise ScpiError(self.instrument, command, errors)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

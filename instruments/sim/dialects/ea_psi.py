@@ -1,0 +1,61 @@
+"""Simulated EA PSI 9000/10000 supply: the PGMBEN rev. 24 command set as the driver uses it, with the
+unit's quirks (remote lock, units in replies, 5 commands per line, idle connections dropped)."""
+
+from __future__ import annotations
+
+from instruments.sim.model import SupplyUnit
+from instruments.sim.scpi_dialect import Dialect
+
+
+class EaPsiSim(Dialect):
+    MANUFACTURER = "EA Elektro-Automatik GmbH & Co. KG"
+    MAX_COMMANDS_PER_LINE = 5
+    IDLE_DROP_S = 5.0
+    unit: SupplyUnit
+
+    def define(self) -> None:
+        self.locked = False
+        u = self.unit
+        top = 1.02  # setpoints up to 102 % of nominal, protections up to 110 %
+        self.command("SYSTem:LOCK[:STATe]", self._lock)
+        self.command("SYSTem:LOCK:OWNer?", lambda a: "REMOTE" if self.locked else "NONE")
+        self.command("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]",
+                     lambda a: setattr(u, "voltage_set", self.number(a, 0, u.rating.voltage * top)))
+        self.command("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]?", lambda a: f"{u.voltage_set:.2f} V")
+        self.command("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]",
+                     lambda a: setattr(u, "current_set", self.number(a, 0, u.rating.current * top)))
+        self.command("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]?", lambda a: f"{u.current_set:.2f} A")
+        self.command("[SOURce:]POWer[:LEVel][:IMMediate][:AMPLitude]",
+                     lambda a: setattr(u, "power_set", self.number(a, 0, u.rating.power * top)))
+        self.command("[SOURce:]VOLTage:PROTection[:LEVel]",
+                     lambda a: setattr(u, "ovp", self.number(a, 0, u.rating.voltage * 1.1)))
+        self.command("[SOURce:]VOLTage:PROTection[:LEVel]?", lambda a: f"{u.ovp:.2f} V")
+        self.command("[SOURce:]CURRent:PROTection[:LEVel]",
+                     lambda a: setattr(u, "ocp", self.number(a, 0, u.rating.current * 1.1)))
+        self.command("[SOURce:]CURRent:PROTection[:LEVel]?", lambda a: f"{u.ocp or 0:.2f} A")
+        self.command("OUTPut[:STATe]", lambda a: setattr(u, "output", self.boolean(a)))
+        # The unit reports the DC terminal as it is: a protection switches it off.
+        self.command("OUTPut[:STATe]?", lambda a: "ON" if u.delivering else "OFF")
+        self.command("OUTPut:PROTection:CLEar", lambda a: self.bench.clear_protection(u))
+        self.command("MEASure[:SCALar]:VOLTage[:DC]?", lambda a: f"{u.voltage:.2f} V")
+        self.command("MEASure[:SCALar]:CURRent[:DC]?", lambda a: f"{u.current:.2f} A")
+        self.command("MEASure[:SCALar]:POWer[:DC]?", lambda a: f"{u.voltage * u.current:.2f} W")
+        self.command("MEASure[:SCALar]:ARRay?",
+                     lambda a: f"{u.voltage:.2f} V, {u.current:.2f} A, {u.voltage * u.current:.2f} W")
+        self.command("STATus:QUEStionable:CONDition?", lambda a: str(self._questionable()))
+
+    def _lock(self, args: list[str]) -> None:
+        self.locked = self.boolean(args)
+
+    def remote_required(self, header: str) -> bool:
+        # Nothing that changes a value or state before SYST:LOCK ON (guide 5.2); the lock itself is exempt.
+        return not self.locked and not header.upper().startswith(("SYST", "*CLS"))
+
+    def _questionable(self) -> int:
+        u = self.unit
+        bits = {"OVP": 1, "OCP": 2, "OPP": 4}.get(u.tripped or "", 0)
+        if self.locked:
+            bits |= 1024
+        if u.delivering:
+            bits |= 2048
+        return bits

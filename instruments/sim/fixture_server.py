@@ -1,0 +1,226 @@
+"""The simulated NACS inlet fixture: pymodbus' own Modbus TCP server serving the register map.
+
+pymodbus 3.16 servers take ``SimDevice``s. Its ``action`` hook runs before every request with the
+live register block, so reads are filled from the bench model at the instant they are served and
+writes are validated (map ranges -> exception 3, interlocks -> exception 4) and applied to the model
+before pymodbus stores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from instruments import fixture_map as fm
+from instruments.roles import Connector, CpMode, VehicleState
+from instruments.sim.model import BenchModel, FixtureRefused
+
+log = logging.getLogger("instruments.sim")
+
+_SENSOR_BIT = {"DC+": 0, "DC-": 1, "inlet 1": 2, "inlet 2": 3, "ambient": 4}
+OPEN_SENSOR_RAW = 32767  # an open thermocouple reads full scale (up-scale burnout)
+
+
+@dataclass
+class ModbusFaults:
+    exception_next: int = 0  # answer the next request with this Modbus exception code
+    latency_s: float = 0.0  # real seconds added to every request (> client timeout = a timeout)
+
+
+def _clamp_words(reg: fm.Register, value: float) -> list[int]:
+    limits = {"uint16": (0, 0xFFFF), "int16": (-32768, 32767), "uint32": (0, 0xFFFFFFFF),
+              "int32": (-(2**31), 2**31 - 1)}[reg.dtype]
+    raw = max(limits[0], min(limits[1], round(value / reg.scale)))
+    return reg.encode(raw * reg.scale)
+
+
+class FixtureServer:
+    def __init__(self, bench: BenchModel, unit_id: int = 1, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.bench = bench
+        self.unit_id = unit_id
+        self.host = host
+        self.port = port
+        self.faults = ModbusFaults()
+        self.writes: list[tuple[str, float]] = []  # audit log of accepted writes
+        self._server = None
+
+    @property
+    def resource(self) -> str:
+        return f"modbus+tcp://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        from pymodbus.server import ModbusTcpServer
+        from pymodbus.simulator import DataType, SimData, SimDevice
+
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+        holding = [SimData(fm.HOLDING_BLOCK_START, count=fm.HOLDING_BLOCK_COUNT, values=0,
+                           datatype=DataType.REGISTERS)]
+        inputs = [SimData(fm.INPUT_BLOCK_START, count=fm.INPUT_BLOCK_COUNT, values=0,
+                          datatype=DataType.REGISTERS)]
+        device = SimDevice(id=self.unit_id, action=self._on_request, simdata=(bits, bits, holding, inputs))
+        self._server = ModbusTcpServer(device, address=(self.host, self.port))
+        await self._server.serve_forever(background=True)
+        self.port = self._server.transport.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def _on_request(self, fc, start, address, count, current, set_values):  # pymodbus callback
+        from pymodbus.constants import ExcCodes
+
+        if self.faults.latency_s:
+            await asyncio.sleep(self.faults.latency_s)
+        if self.faults.exception_next:
+            code, self.faults.exception_next = self.faults.exception_next, 0
+            return ExcCodes(code)
+        if fc == 4:
+            values = self.input_values()
+            self._fill(current, start, address, count, fm.INPUT_REGISTERS, values)
+        elif fc == 3:
+            self._fill(current, start, address, count, fm.HOLDING_REGISTERS, self.holding_values())
+        elif fc in (6, 16) and set_values is not None:
+            try:
+                self._apply_writes(address, list(set_values))
+            except ValueError as exc:
+                log.debug("fixture: refused write: %s", exc)
+                return ExcCodes.ILLEGAL_VALUE
+            except FixtureRefused as exc:
+                log.debug("fixture: interlock refused write: %s", exc)
+                return ExcCodes.DEVICE_FAILURE
+        return None
+
+    @staticmethod
+    def _fill(current, start, address, count, registers, values) -> None:
+        for reg in registers:
+            if address <= reg.address < address + count:
+                for i, word in enumerate(_clamp_words(reg, values[reg.name])):
+                    if reg.address + i < address + count:
+                        current[reg.address + i - start] = word
+
+    def _apply_writes(self, address: int, words: list[int]) -> None:
+        """Validate every register of a write first, then apply them in address order."""
+        decoded: list[tuple[fm.Register, float]] = []
+        offset = 0
+        while offset < len(words):
+            reg = next((r for r in fm.HOLDING_REGISTERS if r.address == address + offset), None)
+            if reg is None or offset + reg.words > len(words):
+                raise ValueError(f"write at {address + offset} does not start a register")
+            value = reg.decode(words[offset : offset + reg.words])
+            reg.encode(value)  # range check against the map
+            decoded.append((reg, value))
+            offset += reg.words
+        with self.bench.lock:
+            self.bench.advance()
+            for reg, value in decoded:
+                self._apply(reg.name, value)
+                self.writes.append((reg.name, value))
+            self.bench.update_safety_chain()
+            self.bench.solve()
+
+    def _apply(self, name: str, value: float) -> None:
+        b, f = self.bench, self.bench.fixture
+        if name == "heartbeat":
+            b.feed_heartbeat(int(value))
+        elif name == "heartbeat_timeout_ms":
+            b.arm_heartbeat(value / 1000)
+        elif name == "contactors":
+            b.command_contactors(bool(value))
+        elif name == "path_select":
+            b.select_path(int(value))
+        elif name == "cp_mode":
+            f.cp_mode = CpMode(int(value))
+        elif name == "cp_duty":
+            f.cp_duty = value
+        elif name == "vehicle_state":
+            f.vehicle_state = VehicleState(int(value))
+        elif name == "connector":
+            f.connector = Connector(int(value))
+        elif name == "actuators":
+            f.actuators = int(value)
+        elif name == "trip_reset":
+            if value:
+                b.reset_trip()
+        elif name == "shutdown_threshold":
+            f.shutdown_threshold_a = value
+
+    # -- register contents -----------------------------------------------------------------------
+
+    def input_values(self) -> dict[str, float]:
+        b = self.bench
+        with b.lock:
+            b.advance()
+            f = b.fixture
+            high, low, duty, freq = b.cp_measurements()
+            status = (
+                (1 << 0 if f.contactor_closed else 0)
+                | (1 << 1 if f.contactor_closed else 0)
+                | (1 << 2 if f.interlock_closed else 0)
+                | (1 << 3 if f.estop_pressed else 0)
+                | (1 << 4 if f.heartbeat_tripped else 0)
+                | (1 << 5 if f.chain_ok else 0)
+                | (1 << 6 if f.trip_latched else 0)
+            )
+            sensor_bits = sum(1 << _SENSOR_BIT[name] for name in f.sensor_open)
+
+            def temp(name: str, value: float) -> float:
+                return OPEN_SENSOR_RAW * 0.1 if name in f.sensor_open else value
+
+            def ms(value: float | None) -> float:
+                return fm.NOT_AVAILABLE if value is None else min(value, fm.NOT_AVAILABLE - 1)
+
+            return {
+                "ident": fm.IDENT_MAGIC,
+                "map_version": fm.MAP_VERSION,
+                "serial": f.serial,
+                "firmware": f.firmware,
+                "status": status,
+                "sensor_open": sensor_bits,
+                "path": f.path_select,
+                "temp_dc_plus": temp("DC+", b.contact_temperature("DC+")),
+                "temp_dc_minus": temp("DC-", b.contact_temperature("DC-")),
+                "temp_inlet_1": temp("inlet 1", b.inlet_sensor_temperature("DC+")),
+                "temp_inlet_2": temp("inlet 2", b.inlet_sensor_temperature("DC-")),
+                "temp_ambient": temp("ambient", b.params.ambient_c),
+                "cp_high": high,
+                "cp_low": low,
+                "cp_duty": duty,
+                "cp_frequency": freq,
+                "pp_voltage": _pp(b),
+                "iso_dc_plus": b.params.iso_dc_plus_ohm,
+                "iso_dc_minus": b.params.iso_dc_minus_ohm,
+                "inlet_voltage": b.inlet_voltage,
+                "inlet_current": b.inlet_current,
+                "drop_dc_plus": b.contact_drop_mv("DC+"),
+                "drop_dc_minus": b.contact_drop_mv("DC-"),
+                "shutdown_current_ms": ms(f.shutdown_current_ms),
+                "shutdown_voltage_ms": ms(f.shutdown_voltage_ms),
+                "heartbeat_echo": f.heartbeat,
+            }
+
+    def holding_values(self) -> dict[str, float]:
+        f = self.bench.fixture
+        return {
+            "heartbeat": f.heartbeat,
+            "heartbeat_timeout_ms": f.heartbeat_timeout_s * 1000,
+            "contactors": int(f.contactor_command),
+            "path_select": f.path_select,
+            "cp_mode": int(f.cp_mode),
+            "cp_duty": f.cp_duty,
+            "vehicle_state": int(f.vehicle_state),
+            "connector": int(f.connector),
+            "actuators": f.actuators,
+            "trip_reset": 0,
+            "shutdown_threshold": f.shutdown_threshold_a,
+        }
+
+
+def _pp(bench: BenchModel) -> float:
+    from instruments.sim.circuits import pp_voltage
+
+    return pp_voltage(bench.fixture.connector)

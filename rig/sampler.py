@@ -1,0 +1,194 @@
+"""Concurrent sampling: every instrument polled in parallel, so a sample costs the slowest instrument,
+not the sum of them all.
+
+Each instrument is read by its own worker thread (pyvisa-py resources must not be shared between
+threads without a lock; each transport holds one, so a worker and a plan's setpoint never interleave
+on the wire). Each read is batched by its driver: one SCPI line per supply or load, one Modbus block
+read for the fixture.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from instruments.errors import InstrumentError
+from instruments.roles import (
+    DCSupply,
+    ElectronicLoad,
+    FixtureReading,
+    InletFixture,
+    Instrument,
+    LoadReading,
+    SupplyReading,
+)
+from rig.clock import Clock
+
+log = logging.getLogger("rig.sampler")
+
+Reading = SupplyReading | LoadReading | FixtureReading
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One poll of the whole bench."""
+
+    time_s: float  # rig clock
+    wall_time: float  # time.time()
+    readings: Mapping[str, Reading]
+    errors: Mapping[str, InstrumentError] = field(default_factory=dict)
+
+    @property
+    def fixture(self) -> FixtureReading | None:
+        return next((r for r in self.readings.values() if isinstance(r, FixtureReading)), None)
+
+    def supplies(self) -> dict[str, SupplyReading]:
+        return {k: r for k, r in self.readings.items() if isinstance(r, SupplyReading)}
+
+    def loads(self) -> dict[str, LoadReading]:
+        return {k: r for k, r in self.readings.items() if isinstance(r, LoadReading)}
+
+    @property
+    def energised(self) -> bool:
+        """Any output or input on, or current flowing through the inlet."""
+        fixture = self.fixture
+        return (any(r.output_on for r in self.supplies().values())
+                or any(r.input_on for r in self.loads().values())
+                or (fixture is not None and abs(fixture.inlet_current) > 0.5))
+
+
+def columns(instruments: Mapping[str, Instrument]) -> list[str]:
+    """The wide CSV columns a sample of these instruments fills, in a stable order."""
+    out: list[str] = []
+    for name, inst in instruments.items():
+        if isinstance(inst, DCSupply):
+            out += [f"{name}.voltage_v", f"{name}.current_a", f"{name}.output", f"{name}.protection"]
+        elif isinstance(inst, ElectronicLoad):
+            out += [f"{name}.voltage_v", f"{name}.current_a", f"{name}.input", f"{name}.protection"]
+        elif isinstance(inst, InletFixture):
+            out += [f"{name}.{key}" for key in FIXTURE_COLUMNS]
+    return out
+
+
+FIXTURE_COLUMNS: dict[str, Callable[[FixtureReading], object]] = {
+    "voltage_v": lambda f: f.inlet_voltage,
+    "current_a": lambda f: f.inlet_current,
+    "temp_dc_plus_c": lambda f: f.contact_temp_dc_plus,
+    "temp_dc_minus_c": lambda f: f.contact_temp_dc_minus,
+    "temp_inlet_1_c": lambda f: f.inlet_sensor_1,
+    "temp_inlet_2_c": lambda f: f.inlet_sensor_2,
+    "temp_ambient_c": lambda f: f.ambient_temp,
+    "drop_dc_plus_mv": lambda f: f.drop_dc_plus_mv,
+    "drop_dc_minus_mv": lambda f: f.drop_dc_minus_mv,
+    "cp_high_v": lambda f: f.cp_high,
+    "cp_low_v": lambda f: f.cp_low,
+    "cp_duty_pct": lambda f: f.cp_duty,
+    "pp_v": lambda f: f.pp_voltage,
+    "iso_dc_plus_ohm": lambda f: f.iso_dc_plus_ohm,
+    "iso_dc_minus_ohm": lambda f: f.iso_dc_minus_ohm,
+    "contactors": lambda f: int(f.contactors_closed),
+    "path": lambda f: f.path,
+    "chain_ok": lambda f: int(f.safety_chain_ok),
+}
+
+
+def row(sample: Sample) -> dict[str, object]:
+    """A sample as a flat dict of column -> value (missing readings are simply absent)."""
+    out: dict[str, object] = {}
+    for name, r in sample.readings.items():
+        if isinstance(r, SupplyReading):
+            out.update({f"{name}.voltage_v": r.voltage, f"{name}.current_a": r.current,
+                        f"{name}.output": int(r.output_on), f"{name}.protection": r.protection or ""})
+        elif isinstance(r, LoadReading):
+            out.update({f"{name}.voltage_v": r.voltage, f"{name}.current_a": r.current,
+                        f"{name}.input": int(r.input_on), f"{name}.protection": r.protection or ""})
+        else:
+            out.update({f"{name}.{key}": get(r) for key, get in FIXTURE_COLUMNS.items()})
+    return out
+
+
+def _read(instrument: Instrument) -> Reading:
+    if isinstance(instrument, InletFixture):
+        return instrument.read()
+    if isinstance(instrument, DCSupply | ElectronicLoad):
+        return instrument.measure()
+    raise TypeError(f"cannot sample {instrument!r}")
+
+
+class Sampler:
+    """Polls all instruments every ``period`` rig seconds on its own thread, handing each sample on."""
+
+    def __init__(self, instruments: Mapping[str, Instrument], clock: Clock, period: float,
+                 on_sample: Callable[[Sample], None]) -> None:
+        self.instruments = dict(instruments)
+        self.clock = clock
+        self.period = period
+        self.on_sample = on_sample
+        self.latest: Sample | None = None
+        self.count = 0
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.instruments)), thread_name_prefix="poll")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._new_sample = threading.Condition()
+
+    def sample_once(self) -> Sample:
+        """Poll every instrument concurrently; errors are collected per instrument, not raised."""
+        wall = time.time()
+        t = self.clock.now()
+        futures = {name: self._pool.submit(_read, inst) for name, inst in self.instruments.items()}
+        readings: dict[str, Reading] = {}
+        errors: dict[str, InstrumentError] = {}
+        for name, future in futures.items():
+            try:
+                readings[name] = future.result()
+            except InstrumentError as exc:
+                errors[name] = exc
+        sample = Sample(t, wall, readings, errors)
+        self.latest = sample
+        self.count += 1
+        with self._new_sample:
+            self._new_sample.notify_all()
+        return sample
+
+    def wait_for_sample(self, after: int, timeout_s: float) -> Sample | None:
+        """Block until a sample newer than number ``after`` exists (real-time timeout)."""
+        with self._new_sample:
+            self._new_sample.wait_for(lambda: self.count > after, timeout_s)
+        return self.latest if self.count > after else None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = self.clock.now()
+        while not self._stop.is_set():
+            try:
+                self.on_sample(self.sample_once())
+            except Exception:  # the monitor must not die silently; the rig's watchdog notices a stall
+                log.exception("sampler: handling a sample failed")
+            next_at += self.period
+            delay = next_at - self.clock.now()
+            if delay < 0:
+                next_at = self.clock.now()  # running behind (slow instruments): sample back to back
+            elif self._stop.wait(self.clock.real_seconds(delay)):
+                break
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, float | int) and math.isfinite(value)

@@ -1,0 +1,471 @@
+"""The Rig session: opens, identifies and arms the bench, runs plan steps, and leaves it safe.
+
+    with Rig(config, clock=clock, limits=limits) as rig:
+        path = rig.path_for(voltage=1000, current=5)
+        rig.connect(path)
+        rig.source(path, volts=1000, current_limit=5)
+        rig.sink(path, LoadMode.CC, 1.0)
+        rig.wait(2)
+
+The **safe state** is load off -> supply off -> bus below the safe voltage (waited for, with a timeout)
+-> contactors open (feedback waited for) -> no path selected. Every exit from a session takes that one
+path: normal end, failed assertion, exception, Ctrl-C / SIGTERM (turned into KeyboardInterrupt by the
+plugin and the CLI), a lost instrument and a live-limit trip. When an instrument cannot be reached
+the others are still made safe, the report names it, and the heartbeat is withheld so the fixture's
+hardware chain opens the contactors and inhibits the power instruments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from instruments.drivers import DRIVERS
+from instruments.drivers.nacs_fixture import NacsInletFixture
+from instruments.errors import InstrumentError, NotSupported
+from instruments.groups import ParallelLoad, ParallelSupply
+from instruments.roles import (
+    Bound,
+    DCSupply,
+    ElectronicLoad,
+    Identity,
+    InletFixture,
+    Instrument,
+    LoadMode,
+    PowerInstrument,
+)
+from rig.clock import Clock
+from rig.config import InstrumentConfig, RigConfig
+from rig.errors import RigError, SafetyTrip
+from rig.heartbeat import Heartbeat
+from rig.safety import LiveLimits, trip_reason
+from rig.sampler import Sample, Sampler
+
+log = logging.getLogger("rig")
+
+Listener = Callable[[str, Any], None]  # ("sample", Sample) | ("event", str) | ("safe", SafeStateReport)
+
+
+def make_instrument(cfg: InstrumentConfig) -> Instrument:
+    """Instantiate the configured driver (names come from the validated registry, never imported)."""
+    cls: Any = DRIVERS[cfg.driver]
+    if cfg.role == "fixture":
+        return NacsInletFixture(cfg.name, cfg.resource, cfg.unit_id, cfg.timeout_s or 0.5)
+    inst = cls(cfg.name, cfg.resource, cfg.rating, dict(cfg.visa_options))
+    if cfg.timeout_s is not None:
+        inst.transport.settings = type(inst.transport.settings)(
+            **{**inst.transport.settings.__dict__, "timeout_s": cfg.timeout_s})
+    return inst
+
+
+@dataclass
+class PowerPath:
+    """A supply group and a load group routed to the inlet together by the fixture's selector."""
+
+    name: str
+    selector: int
+    supply: DCSupply
+    load: ElectronicLoad
+
+    @property
+    def max_voltage(self) -> float:
+        return min(self.supply.rating.voltage, self.load.rating.voltage)
+
+    @property
+    def max_current(self) -> float:
+        return min(self.supply.rating.current, self.load.rating.current)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.max_voltage:g} V / {self.max_current:g} A)"
+
+
+@dataclass(frozen=True)
+class SafeStep:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class SafeStateReport:
+    reason: str
+    steps: list[SafeStep] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.steps)
+
+    @property
+    def unreachable(self) -> list[str]:
+        return [s.name for s in self.steps if not s.ok]
+
+    def lines(self) -> list[str]:
+        return [f"{'ok  ' if s.ok else 'FAIL'} {s.name}: {s.detail}" for s in self.steps]
+
+
+@dataclass(frozen=True)
+class SetpointCeilings:
+    """Rig-wide, DUT and profile ceilings applied to every supply and load (their ratings stay too)."""
+
+    voltage: Bound
+    current: Bound
+
+
+class Rig:
+    def __init__(self, config: RigConfig, *, clock: Clock | None = None,
+                 ceilings: SetpointCeilings | None = None, limits: LiveLimits | None = None) -> None:
+        self.config = config
+        self.clock = clock or Clock(config.time_scale)
+        s = config.safety
+        where = f"rig config {config.source}"
+        self.ceilings = ceilings or SetpointCeilings(Bound(s.max_voltage, f"{where} safety.max_voltage"),
+                                                     Bound(s.max_current, f"{where} safety.max_current"))
+        self.limits = limits or LiveLimits(
+            Bound(s.max_voltage * 1.1, f"{where} safety.max_voltage + 10 %"),
+            Bound(s.max_current * 1.1, f"{where} safety.max_current + 10 %"),
+            Bound(s.abort_temperature, f"{where} safety.abort_temperature"),
+        )
+        self.instruments: dict[str, Instrument] = {}
+        self.paths: dict[str, PowerPath] = {}
+        self.fixture: InletFixture
+        self.listeners: list[Listener] = []
+        self.identities: dict[str, Identity] = {}
+        self.watchdogs: dict[str, str] = {}
+        self.trip: str | None = None
+        self.safe_reports: list[SafeStateReport] = []
+        self._tripped = threading.Event()
+        self._expected_trip: str | None = None
+        self._safe_lock = threading.Lock()
+        self._sampler: Sampler | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="safe")
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Rig:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open and identify every instrument, make the bench safe, arm protections and watchdogs."""
+        self.instruments = {name: make_instrument(cfg) for name, cfg in self.config.instruments.items()}
+        failures: list[str] = []
+        for name, inst in self.instruments.items():
+            try:
+                self.identities[name] = inst.open()
+            except InstrumentError as exc:
+                failures.append(str(exc))
+        if failures:
+            self._close_instruments()
+            raise RigError("; ".join(failures))
+        self.fixture = next(i for i in self.instruments.values() if isinstance(i, InletFixture))
+        for cfg in self.config.paths.values():
+            supplies = [self.instruments[n] for n in cfg.supplies]
+            loads = [self.instruments[n] for n in cfg.loads]
+            supply = supplies[0] if len(supplies) == 1 else ParallelSupply(f"{cfg.name}.supply", supplies)
+            load = loads[0] if len(loads) == 1 else ParallelLoad(f"{cfg.name}.load", loads)
+            self.paths[cfg.name] = PowerPath(cfg.name, cfg.selector, supply, load)  # type: ignore[arg-type]
+        for unit in self._power_units(include_groups=True):
+            unit.limits = unit.limits.narrowed(self.ceilings.voltage.source, voltage=self.ceilings.voltage.value)
+            unit.limits = unit.limits.narrowed(self.ceilings.current.source, current=self.ceilings.current.value)
+            unit.guard = self._refuse_if_tripped
+        report = self.safe_state("session start: never trust the state we found")
+        if not report.ok:
+            self._close_instruments()
+            raise RigError("could not bring the bench to the safe state at start: " + "; ".join(
+                line for line in report.lines() if line.startswith("FAIL")))
+        self._arm_watchdogs()
+        self._sampler = Sampler(self.instruments, self.clock, self.config.safety.sample_period, self._on_sample)
+        self._on_sample(self._sampler.sample_once())
+        self._sampler.start()
+        self._event(f"rig open: {len(self.instruments)} instruments, paths {', '.join(map(str, self.paths.values()))}")
+
+    def _arm_watchdogs(self) -> None:
+        s = self.config.safety
+        for name, inst in self.instruments.items():
+            if isinstance(inst, InletFixture):
+                continue
+            try:
+                inst.arm_watchdog(s.instrument_watchdog)
+                self.watchdogs[name] = f"I/O watchdog {s.instrument_watchdog:g} s"
+            except NotSupported:
+                self.watchdogs[name] = "no I/O watchdog: fixture heartbeat + inhibit chain"
+        self._heartbeat = Heartbeat(self.fixture, s.heartbeat_timeout)
+        self._heartbeat.start()
+        self.watchdogs[self.fixture.name] = f"heartbeat {s.heartbeat_timeout:g} s"
+
+    def close(self) -> None:
+        """Safe state, then stop sampling and the heartbeat, then close every instrument."""
+        if not self.instruments:
+            return
+        report = self.safe_state("session end")
+        if self._sampler is not None:
+            self._sampler.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.stop(disarm=report.ok)
+        self._close_instruments()
+        self._pool.shutdown(wait=False)
+
+    def _close_instruments(self) -> None:
+        for inst in self.instruments.values():
+            with contextlib.suppress(Exception):
+                inst.close()
+
+    def _power_units(self, include_groups: bool = False) -> list[PowerInstrument]:
+        units: list[PowerInstrument] = [i for i in self.instruments.values() if isinstance(i, PowerInstrument)]
+        if include_groups:
+            for path in self.paths.values():
+                units += [g for g in (path.supply, path.load) if g not in units]
+        return units
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _notify(self, kind: str, payload: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(kind, payload)
+            except Exception:
+                log.exception("rig listener failed on %s", kind)
+
+    def _event(self, text: str) -> None:
+        log.info(text)
+        self._notify("event", text)
+
+    def _on_sample(self, sample: Sample) -> None:
+        self._notify("sample", sample)
+        reason = trip_reason(sample, self.limits)
+        if reason is not None and self.trip is None:
+            self._trip(reason)
+
+    def _trip(self, reason: str) -> None:
+        self.trip = reason
+        self._event(f"SAFETY TRIP: {reason}")
+        self.safe_state(f"safety trip: {reason}")
+        self._tripped.set()
+
+    def _refuse_if_tripped(self) -> None:
+        if self.trip is not None:
+            raise SafetyTrip(self.trip)
+
+    # -- the safe state --------------------------------------------------------------------------
+
+    def safe_state(self, reason: str) -> SafeStateReport:
+        """Load off -> supply off -> bus below the safe voltage -> contactors open. Idempotent."""
+        with self._safe_lock:
+            report = SafeStateReport(reason)
+            units = [i for i in self.instruments.values() if isinstance(i, PowerInstrument)]
+            loads = [u for u in units if isinstance(u, ElectronicLoad)]
+            supplies = [u for u in units if isinstance(u, DCSupply)]
+            # 1-2: off commands first, fast, in order (loads, then supplies), without waiting on the
+            # error queue; then each unit's own safe_state() confirms it by reading back.
+            for group in (loads, supplies):
+                list(self._pool.map(self._quietly(lambda u: u.emergency_off()), group))
+            for group, label in ((loads, "load input off"), (supplies, "supply output off")):
+                for unit, error in zip(group, self._pool.map(self._quietly(lambda u: u.safe_state()), group),
+                                       strict=True):
+                    report.steps.append(SafeStep(f"{unit.name} {label}", error is None, error or "confirmed"))
+            report.steps.append(self._wait_bus_discharged(supplies))
+            report.steps.extend(self._open_contactors())
+            self.safe_reports.append(report)
+        if not report.ok and self._heartbeat is not None and not self._heartbeat.withheld:
+            self._heartbeat.withhold()
+            report.steps.append(SafeStep(
+                "heartbeat withheld", True,
+                f"fixture will open contactors and inhibit power instruments within "
+                f"{self._heartbeat.timeout_s:g} s"))
+        for line in report.lines():
+            log.info("safe state (%s): %s", reason, line)
+        self._notify("safe", report)
+        return report
+
+    @staticmethod
+    def _quietly(action: Callable[[Any], None]) -> Callable[[Any], str | None]:
+        def run(unit: Any) -> str | None:
+            try:
+                action(unit)
+                return None
+            except InstrumentError as exc:
+                return str(exc)
+        return run
+
+    def _bus_voltages(self, supplies: list[DCSupply]) -> dict[str, float]:
+        def measure(unit: Instrument) -> float | None:
+            try:
+                if isinstance(unit, DCSupply):
+                    return unit.measure().voltage
+                return self.fixture.read().inlet_voltage
+            except InstrumentError:
+                return None
+        targets: list[Instrument] = [*supplies, self.fixture]
+        values = self._pool.map(measure, targets)
+        return {t.name: v for t, v in zip(targets, values, strict=True) if v is not None}
+
+    def _wait_bus_discharged(self, supplies: list[DCSupply]) -> SafeStep:
+        s = self.config.safety
+        deadline = self.clock.now() + s.discharge_timeout
+        while True:
+            voltages = self._bus_voltages(supplies)
+            high = {k: v for k, v in voltages.items() if v >= s.safe_voltage}
+            if not voltages:
+                return SafeStep("bus discharged", False, "no instrument could measure the bus voltage")
+            if not high:
+                peak = max(voltages.values())
+                return SafeStep("bus discharged", True, f"below {s.safe_voltage:g} V (max {peak:.1f} V)")
+            if self.clock.now() > deadline:
+                worst = ", ".join(f"{k} {v:.1f} V" for k, v in high.items())
+                return SafeStep("bus discharged", False,
+                                f"still >= {s.safe_voltage:g} V after {s.discharge_timeout:g} s: {worst}")
+            self.clock.sleep(min(0.05, s.discharge_timeout / 50))
+
+    def _open_contactors(self) -> list[SafeStep]:
+        s = self.config.safety
+        try:
+            self.fixture.safe_state()
+            deadline = self.clock.now() + s.contactor_timeout
+            while True:
+                reading = self.fixture.read()
+                if not (reading.contactor_dc_plus_closed or reading.contactor_dc_minus_closed):
+                    break
+                if self.clock.now() > deadline:
+                    return [SafeStep("contactors open", False,
+                                     f"feedback still closed after {s.contactor_timeout:g} s")]
+                self.clock.sleep(s.contactor_timeout / 100)
+            self.fixture.select_path(0)
+        except InstrumentError as exc:
+            return [SafeStep("contactors open", False, str(exc))]
+        return [SafeStep("contactors open", True, "feedback open, no path selected")]
+
+    # -- plan steps ------------------------------------------------------------------------------
+
+    def path_for(self, voltage: float, current: float) -> PowerPath:
+        """The first power path that can carry ``voltage`` and ``current``; RigError if none can."""
+        for path in self.paths.values():
+            if path.max_voltage >= voltage and path.max_current >= current:
+                return path
+        have = ", ".join(map(str, self.paths.values()))
+        raise RigError(f"no power path of this rig can carry {voltage:g} V and {current:g} A (paths: {have})")
+
+    def connect(self, path: PowerPath) -> None:
+        """Route ``path`` to the inlet and close the contactors, only with the bus discharged."""
+        self._refuse_if_tripped()
+        s = self.config.safety
+        for unit in (path.supply, path.load):
+            if isinstance(unit, DCSupply) and unit.measure().output_on:
+                raise RigError(f"{unit.name}: output is on; contactors close only on a dead bus")
+        self.fixture.select_path(path.selector)
+        self.fixture.set_contactors(True)
+        self.wait_for(lambda smp: smp.fixture is not None and smp.fixture.contactors_closed,
+                      s.contactor_timeout, f"contactors of path {path.name} to close")
+        self._event(f"path {path.name} connected")
+
+    def source(self, path: PowerPath, volts: float, current_limit: float) -> None:
+        """Program OVP/OCP (read back before anything is enabled), the setpoints, then output on."""
+        self._refuse_if_tripped()
+        supply = path.supply
+        ovp = min(self.limits.max_voltage.value, supply.rating.voltage * 1.1)
+        ocp = min(self.limits.max_current.value, supply.rating.current * 1.1)
+        # Setpoints are checked against limits before anything is sent, protections included.
+        supply.limits.check(supply.name, "voltage", volts, supply.limits.voltage, "V")
+        supply.limits.check(supply.name, "current limit", current_limit, supply.limits.current, "A")
+        held = supply.set_protection(ovp, ocp)
+        if held.ovp_volts > ovp * 1.001 or held.ovp_volts < volts:
+            raise RigError(f"{supply.name}: OVP reads back {held.ovp_volts:g} V; expected {ovp:g} V")
+        if held.ocp_amps is not None and held.ocp_amps > ocp * 1.001:
+            raise RigError(f"{supply.name}: OCP reads back {held.ocp_amps:g} A; expected {ocp:g} A")
+        supply.set_voltage(volts)
+        supply.set_current_limit(current_limit)
+        supply.output_on()
+        self._event(f"{supply.name}: {volts:g} V, limit {current_limit:g} A, OVP {ovp:g} V, output on")
+
+    def sink(self, path: PowerPath, mode: LoadMode, level: float) -> None:
+        self._refuse_if_tripped()
+        path.load.set_mode(mode, level)
+        path.load.input_on()
+        self._event(f"{path.load.name}: {mode} {level:g}, input on")
+
+    def wait(self, seconds: float) -> None:
+        """Hold for ``seconds`` of rig time; raise SafetyTrip at once if the bench trips meanwhile
+        (unless inside ``expect_trip`` for that reason, where the hold simply continues)."""
+        end = self.clock.now() + seconds
+        while (remaining := end - self.clock.now()) > 0:
+            if self._tripped.is_set():
+                self._raise_trip()
+                self.clock.sleep(remaining)
+                return
+            self.clock.wait(self._tripped, remaining)
+
+    def _raise_trip(self) -> None:
+        if self.trip is not None and not self._trip_expected():
+            raise SafetyTrip(self.trip)
+
+    def _trip_expected(self) -> bool:
+        return self._expected_trip is not None and self.trip is not None and \
+            self._expected_trip.lower() in self.trip.lower()
+
+    def sample(self) -> Sample:
+        """A fresh sample of every instrument, taken now (recorded and checked like any other)."""
+        sample = self.sampler.sample_once()
+        self._on_sample(sample)
+        return sample
+
+    def wait_for(self, condition: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
+        """Wait (rig seconds) until a sample satisfies ``condition``; RigError naming ``what`` if not."""
+        deadline = self.clock.now() + timeout
+        while True:
+            sample = self.sample()
+            if condition(sample):
+                return sample
+            if self._tripped.is_set():
+                self._raise_trip()
+            if self.clock.now() > deadline:
+                raise RigError(f"timed out after {timeout:g} s waiting for {what}")
+            self.clock.sleep(min(0.1, self.config.safety.sample_period / 10))
+
+    @contextlib.contextmanager
+    def expect_trip(self, reason: str) -> Iterator[None]:
+        """A block in which a trip whose reason contains ``reason`` is the expected outcome."""
+        self._expected_trip = reason
+        try:
+            yield
+        finally:
+            self._expected_trip = None
+
+    def rearm(self) -> None:
+        """Before a test: clear a finished trip (fixture latch, instrument protections) once its cause
+        has gone. RigError if the cause remains (e.g. E-stop still pressed)."""
+        sample = self.sample()
+        fixture = sample.fixture
+        if self.trip is None and fixture is not None and fixture.safety_chain_ok and not any(
+                r.protection for r in [*sample.supplies().values(), *sample.loads().values()]):
+            return
+        if self._heartbeat is not None and self._heartbeat.withheld:
+            raise RigError("cannot re-arm: the heartbeat was withheld after an incomplete safe state "
+                           f"({self.safe_reports[-1].unreachable}); check the bench and start a new session")
+        self.safe_state("re-arm after a trip")
+        self.fixture.actuate(estop=False, open_interlock=False)
+        try:
+            self.fixture.reset_trip()
+        except InstrumentError as exc:
+            raise RigError(f"cannot re-arm: the fixture refuses to reset its trip ({exc}); "
+                           "is the E-stop pressed or the interlock loop open?") from None
+        for unit in self._power_units():
+            unit.clear_protection()
+        self.trip = None
+        self._tripped.clear()
+        self.wait_for(lambda s: s.fixture is not None and s.fixture.safety_chain_ok
+                               and not any(r.protection for r in [*s.supplies().values(), *s.loads().values()]),
+                               5.0, "the safety chain and instrument protections to clear")
+        self._event("re-armed after trip")
+
+    @property
+    def sampler(self) -> Sampler:
+        assert self._sampler is not None, "rig not open"
+        return self._sampler
