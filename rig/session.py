@@ -158,11 +158,9 @@ class Rig:
         """Open and identify every instrument, make the bench safe, arm protections and watchdogs."""
         self.instruments = {name: make_instrument(cfg) for name, cfg in self.config.instruments.items()}
         failures: list[str] = []
-        for name, inst in self.instruments.items():
-            try:
-                self.identities[name] = inst.open()
-            except InstrumentError as exc:
-                failures.append(str(exc))
+        opened = self._pool.map(self._quietly(lambda i: self.identities.__setitem__(i.name, i.open())),
+                                self.instruments.values())
+        failures = [error for error in opened if error is not None]
         if failures:
             self._close_instruments()
             raise RigError("; ".join(failures))

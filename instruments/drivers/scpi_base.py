@@ -27,13 +27,14 @@ class ScpiInstrument:
 
     def _connect(self) -> None:
         self.transport.open()
-        self.transport.on_reconnect = self._take_remote_control
 
     def _identify(self) -> Identity:
         return Identity.parse_idn(self.name, self.transport.query("*IDN?", retry=True))
 
     def _prepare(self) -> None:
         self._take_remote_control()
+        # From now on, every reconnect (after a timeout, or an idle drop) takes remote control again.
+        self.transport.on_reconnect = self._take_remote_control
 
     def _take_remote_control(self) -> None:
         """Clear stale errors; dialects that need a remote lock add it (after every reconnect too)."""

@@ -1,0 +1,33 @@
+"""Shared fixtures: a simulated bench on real sockets, and a Rig opened on it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from instruments.sim.bench import SimulatedBench
+from rig.clock import Clock
+from rig.session import Rig
+
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+FAST = 200.0  # rig seconds per real second in tests: thermal minutes pass in a fraction of a second
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(FAST)
+
+
+@pytest.fixture
+def bench(clock: Clock) -> Iterator[SimulatedBench]:
+    with SimulatedBench(clock=clock) as b:
+        yield b
+
+
+@pytest.fixture
+def rig(bench: SimulatedBench, clock: Clock) -> Iterator[Rig]:
+    with Rig(bench.config(), clock=clock) as r:
+        yield r

@@ -1,0 +1,67 @@
+"""Chroma 63200A: commands against the programming manual's syntax, then end to end over TCP."""
+
+from __future__ import annotations
+
+import pytest
+
+from instruments.drivers.chroma_63200a import Chroma63200A
+from instruments.errors import SetpointRefused
+from instruments.roles import LoadMode, LoadReading, Rating
+from instruments.sim.bench import SimulatedBench
+from tests.protocol import checked, expected_protocol
+
+RATING = Rating(voltage=150, current=600, power=6000)
+
+
+def driver() -> Chroma63200A:
+    return Chroma63200A("load", "TCPIP::192.0.2.2::2101::SOCKET", RATING)
+
+
+@pytest.mark.parametrize(("mode", "level", "wire"), [
+    (LoadMode.CC, 450, [*checked("MODE CCH"), *checked("CURR:STAT:L1 450")]),
+    (LoadMode.CR, 2.5, [*checked("MODE CRH"), *checked("RES:STAT:L1 2.5")]),
+    (LoadMode.CV, 48, [*checked("MODE CVH"), *checked("VOLT:STAT:L1 48")]),
+    (LoadMode.CP, 3000, [*checked("MODE CPH"), *checked("POW:STAT:L1 3000")]),
+])
+def test_modes_select_the_high_range_then_the_level(mode: LoadMode, level: float, wire) -> None:
+    with expected_protocol(driver(), wire) as load:
+        load.set_mode(mode, level)
+
+
+@pytest.mark.parametrize(("call", "wire"), [
+    (lambda ld: ld._take_remote_control(), [("*CLS", None), *checked("CONF:REM ON")]),
+    (lambda ld: ld.input_on(), checked("LOAD ON")),
+    (lambda ld: ld.input_off(), checked("LOAD OFF")),
+    (lambda ld: ld.emergency_off(), [("LOAD OFF", None)]),
+    (lambda ld: ld.clear_protection(), checked("LOAD:PROT:CLE")),
+])
+def test_command_table(call, wire) -> None:
+    with expected_protocol(driver(), wire) as load:
+        call(load)
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("12.3456;450.0000;ON;0", LoadReading(12.3456, 450.0, True, None)),
+    ("0.0000;0.0000;0;4", LoadReading(0.0, 0.0, False, "PROT 4")),  # LOAD? as 1|0 on some firmware
+])
+def test_measure_is_one_round_trip(reply: str, expected: LoadReading) -> None:
+    with expected_protocol(driver(), ("MEAS:VOLT?;:MEAS:CURR?;:LOAD?;:LOAD:PROT?", reply)) as load:
+        assert load.measure() == expected
+
+
+def test_cr_below_the_safe_minimum_is_refused_before_sending() -> None:
+    with expected_protocol(driver()) as load, pytest.raises(SetpointRefused, match=r"below 0\.25 ohm"):
+        load.set_mode(LoadMode.CR, 0.1)  # 150 V / 0.1 ohm would be 1500 A
+
+
+def test_end_to_end_against_the_simulated_load(bench: SimulatedBench) -> None:
+    load = Chroma63200A("load_hc1", bench.servers["load_hc1"].resource, RATING)
+    assert load.open().model == "63206A-150-600"
+    try:
+        load.set_mode(LoadMode.CC, 100)
+        load.input_on()
+        assert load.measure().input_on is True
+        load.safe_state()
+        assert load.measure() == LoadReading(0.0, 0.0, False, None)
+    finally:
+        load.close()
