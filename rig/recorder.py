@@ -7,7 +7,7 @@ this process. ``run.json`` is written at the start with ``"finished": false`` an
 interrupted run says it did not finish.
 
 Files:
-- ``samples.csv``: one wide row per sample: ``time_s`` (rig clock), ``wall_time`` (ISO 8601),
+- ``samples.csv``: one wide row per sample: ``time_s`` (rig seconds since the run started), ``wall_time`` (ISO 8601),
   ``test`` (pytest node id, empty between tests), one column per polled quantity (see
   ``rig.sampler.columns``), and ``errors``.
 - ``measurements.csv``: ``time_s, wall_time, test, name, value, unit, low, high, verdict, limit,
@@ -75,8 +75,10 @@ def _cell(value: object) -> object:
 class RunRecorder:
     """Writes one run's folder. Thread-safe: the sampler thread and the plan thread both write."""
 
-    def __init__(self, folder: Path, metadata: dict[str, Any], columns: Sequence[str]) -> None:
+    def __init__(self, folder: Path, metadata: dict[str, Any], columns: Sequence[str], origin: float = 0.0) -> None:
+        """``origin``: the rig-clock reading at the start of the run; ``time_s`` columns count from it."""
         self.folder = folder
+        self.origin = origin
         folder.mkdir(parents=True, exist_ok=False)
         self.metadata = {**metadata, "finished": False, "outcome": "running"}
         self.columns = list(columns)
@@ -102,7 +104,7 @@ class RunRecorder:
         with self._lock:
             if self._samples_file.closed:
                 return
-            self._samples.writerow([f"{sample.time_s:.3f}", iso(sample.wall_time), self.test,
+            self._samples.writerow([f"{sample.time_s - self.origin:.3f}", iso(sample.wall_time), self.test,
                                     *(_cell(values.get(c, "")) for c in self.columns), errors])
             self._samples_file.flush()
             self.sample_count += 1
@@ -113,7 +115,7 @@ class RunRecorder:
             if self._measurements_file.closed:
                 return
             self._measurements.writerow([
-                f"{m.time_s:.3f}", iso(m.wall_time), m.test, m.name, _cell(m.value), m.unit,
+                f"{m.time_s - self.origin:.3f}", iso(m.wall_time), m.test, m.name, _cell(m.value), m.unit,
                 "" if m.low is None else _cell(m.low), "" if m.high is None else _cell(m.high),
                 m.verdict, m.limit, m.source, m.confidence,
             ])

@@ -137,6 +137,8 @@ class Rig:
         self.identities: dict[str, Identity] = {}
         self.watchdogs: dict[str, str] = {}
         self.trip: str | None = None
+        #: What a plan is doing now (rig.steps.Activity), for progress displays.
+        self.activity: Any = None
         self.safe_reports: list[SafeStateReport] = []
         self._tripped = threading.Event()
         self._expected_trip: str | None = None
@@ -233,6 +235,10 @@ class Rig:
             except Exception:
                 log.exception("rig listener failed on %s", kind)
 
+    def note(self, text: str) -> None:
+        """A line for the run log (e.g. how long a hold took)."""
+        self._event(text)
+
     def _event(self, text: str) -> None:
         log.info(text)
         self._notify("event", text)
@@ -246,6 +252,7 @@ class Rig:
     def _trip(self, reason: str) -> None:
         self.trip = reason
         self._event(f"SAFETY TRIP: {reason}")
+        self._notify("trip", reason)
         self.safe_state(f"safety trip: {reason}")
         self._tripped.set()
 

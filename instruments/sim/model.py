@@ -222,6 +222,8 @@ class BenchModel:
                 self._t = pending[0]
                 self.fixture.contactor_closed = pending[1]
                 self.fixture.contactor_pending = pending = None
+                if self.fixture.trip_latched and not self.fixture.contactor_closed:
+                    self._inhibit(LoadUnit)
                 self.solve()
             self._integrate(now - self._t)
             self._t = now
@@ -387,7 +389,10 @@ class BenchModel:
         self.update_safety_chain()
 
     def update_safety_chain(self) -> None:
-        """The hardware chain: any break opens the contactors and inhibits every power instrument."""
+        """The hardware chain: a break inhibits every supply at once and opens the contactors; the
+        loads are inhibited once the contactors are open. Until then a constant-current load keeps
+        drawing from the supplies' discharging output, so the contactors are what stop the current
+        (a slow contactor shows up in the shutdown timing, as on a real bench)."""
         f = self.fixture
         broken = not f.interlock_closed or f.estop_pressed or f.heartbeat_tripped
         if broken and not f.trip_latched:
@@ -396,10 +401,15 @@ class BenchModel:
             f.shutdown_current_ms = None
             f.shutdown_voltage_ms = None
             self._command_contactors(False)
-            for unit in self.units():  # the inhibit lines of every supply and load
-                if unit.tripped is None:
-                    unit.tripped = "INH"
+            self._inhibit(SupplyUnit)
+            if not f.contactor_closed:
+                self._inhibit(LoadUnit)
             self.solve()
+
+    def _inhibit(self, kind: type[PowerUnit]) -> None:
+        for unit in self.units():
+            if isinstance(unit, kind) and unit.tripped is None:
+                unit.tripped = "INH"
 
     def clear_protection(self, unit: PowerUnit) -> None:
         """An instrument's protection clear: an inhibit stays while the fixture's chain is broken."""
