@@ -117,8 +117,11 @@ class Instrument(ABC):
         self.name = name
         self.identity: Identity | None = None
 
-    def open(self) -> Identity:
-        """Connect, identify (refusing a wrong model) and take remote control."""
+    def open(self, *, prepare: bool = True) -> Identity:
+        """Connect, identify (refusing a wrong model) and, with ``prepare``, take remote control.
+
+        ``prepare=False`` is for read-only use (``rig monitor``): nothing is written to the unit.
+        """
         self._connect()
         identity = self._identify()
         if not self.MODEL_PATTERN.search(identity.model):
@@ -129,7 +132,8 @@ class Instrument(ABC):
                 f"(model matching {self.MODEL_PATTERN.pattern!r})",
             )
         self.identity = identity
-        self._prepare()
+        if prepare:
+            self._prepare()
         return identity
 
     @abstractmethod

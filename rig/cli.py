@@ -198,3 +198,207 @@ def sim(time_scale: float, host: str, port_base: int, write_config: Path | None,
         threading.Event().wait()
     finally:
         bench.stop()
+
+
+def default_plans() -> Path:
+    import test_plans
+
+    return Path(next(iter(test_plans.__path__))).resolve()
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@click.argument("plans", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@rig_source
+@click.option("--dut", required=True, metavar="SERIAL", help="Serial number of the inlet under test.")
+@click.option("--tier", type=click.Choice(["500", "1000"]), default="500", show_default=True,
+              help="The DUT's DC configuration (V). A 500 V DUT is never driven to 1000 V.")
+@click.option("--rated-current", type=click.FloatRange(min=0, min_open=True), metavar="A",
+              help="DUT rated continuous current [default: profile dut.rated_current, 900 A].")
+@click.option("--profile", "profile_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Limits profile (TOML) [default: the J3400 public-figures profile].")
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Folder that receives one sub-folder per run.")
+@click.option("--operator", help="Who runs the test (recorded) [default: login name].")
+@click.option("-k", "keyword", metavar="EXPR", help="Only tests matching this pytest -k expression.")
+@click.option("-m", "markers", metavar="EXPR", help="Only tests matching this pytest -m expression, "
+              "e.g. \"not endurance\".")
+@click.option("--yes", is_flag=True, help="Answer operator prompts with yes (recorded as such); for CI.")
+@click.option("--allow-expired-calibration", is_flag=True, help="Run despite an expired calibration (recorded).")
+@click.option("--sim-fault", "sim_faults", multiple=True, metavar="NAME[=VALUE]",
+              help="With --sim: inject a fault (see `rig sim --help`); repeatable.")
+@click.option("--time-scale", type=click.FloatRange(min=0.001, max=1e5), metavar="X",
+              help="With --sim: rig seconds per real second [default: 1000].")
+@click.option("--plain", is_flag=True, help="Line-by-line output even on a terminal.")
+@one_line_errors
+def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tier: str, rated_current: float | None,
+        profile_file: Path | None, results: Path, operator: str | None, keyword: str | None, markers: str | None,
+        yes: bool, allow_expired_calibration: bool, sim_faults: tuple[str, ...], time_scale: float | None,
+        plain: bool) -> None:
+    """Run NACS test plans (pytest) on a rig, with progress, a PASS/FAIL summary and a results folder.
+
+    PLANS are plan files or folders [default: every plan in test_plans/]. Results go to
+    RESULTS/<time>-<DUT>/: samples.csv, measurements.csv, run.json, junit.xml, run.log.
+
+    \b
+    Examples:
+      rig run --sim --dut DEMO-1 --tier 1000             whole suite, simulated bench
+      rig run --rig rigs/bench1.toml --dut SN123 -m "not endurance"
+      rig run test_plans/test_control_pilot.py --rig rigs/bench1.toml --dut SN123
+      rig run --sim --dut DEMO-1 --sim-fault slow_contactor -k shutdown
+
+    Exit codes: 0 all passed, 1 a test failed, 2 usage/config error or nothing selected,
+    3 safety trip or instrument fault, 130 interrupted.
+    """
+    import sys as _sys
+
+    import pytest
+
+    from rig.display import console
+    from rig.errors import EXIT_FAIL, EXIT_PASS
+    from rig.progress import Progress
+    from rig.recorder import run_id
+
+    if bool(rig_file) == bool(sim):
+        raise click.UsageError("give exactly one of --rig FILE or --sim")
+    if not sim and (sim_faults or time_scale):
+        raise click.UsageError("--sim-fault and --time-scale apply to --sim only")
+    args = [str(p) for p in plans] or [str(default_plans())]
+    args += ["-p", "no:terminal", "-p", "no:cacheprovider", "--dut", dut, "--tier", tier,
+             "--results", str(results), "--run-id", run_id(dut)]
+    args += ["--sim"] if sim else ["--rig", str(rig_file)]
+    for flag, value in (("--rated-current", rated_current), ("--profile", profile_file),
+                        ("--operator", operator), ("-k", keyword), ("-m", markers), ("--time-scale", time_scale)):
+        if value is not None:
+            args += [flag, str(value)]
+    args += [a for fault in sim_faults for a in ("--sim-fault", fault)]
+    args += ["--yes"] if yes else []
+    args += ["--allow-expired-calibration"] if allow_expired_calibration else []
+    out = console()
+    progress = Progress(out, live=out.is_terminal and not plain)
+    code = pytest.main(args, plugins=[progress])
+    run_state = progress.run
+    outcome = run_state.recorder.metadata["outcome"] if run_state and run_state.recorder else None
+    if code == pytest.ExitCode.OK:
+        _sys.exit(EXIT_PASS)
+    if code == pytest.ExitCode.INTERRUPTED:
+        click.echo("interrupted: the bench was left in the safe state" if outcome else "interrupted", err=True)
+        _sys.exit(EXIT_INTERRUPTED)
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        raise RigClickError("no test matched the selection (plans, -k, -m); nothing was run", EXIT_USAGE)
+    if code == pytest.ExitCode.USAGE_ERROR:
+        _sys.exit(EXIT_USAGE)
+    if outcome == "tripped" or (run_state is not None and run_state.open_error):
+        if run_state is not None and run_state.open_error:
+            click.echo(f"error: {run_state.open_error}", err=True)
+        _sys.exit(EXIT_SAFETY)
+    _sys.exit(EXIT_FAIL)
+
+
+@main.command()
+@rig_source
+@one_line_errors
+def safe(rig_file: Path | None, sim: bool) -> None:
+    """Put the bench in the safe state now and report each step.
+
+    Load inputs off, supply outputs off, wait for the bus below the safe voltage, contactors open.
+    Every instrument that answers is made safe even if others are unreachable; those are named and
+    the command exits 3.
+
+    \b
+    Example:
+      rig safe --rig rigs/bench1.toml
+    """
+    from rig.display import console, status_style
+    from rig.session import Rig
+
+    config = load_rig_config(rig_file, sim)
+    bench = None
+    if config is None:
+        from instruments.sim.bench import SimulatedBench
+
+        bench = SimulatedBench().start()
+        config = bench.config()
+    rig = Rig(config)
+    try:
+        failures = rig.open_best_effort()
+        report = rig.safe_state("rig safe (operator)")
+    finally:
+        rig.close_instruments()
+        if bench is not None:
+            bench.stop()
+    out = console()
+    for failure in failures:
+        out.print(f"[{status_style('FAIL')}]FAIL[/] unreachable: {failure}", highlight=False)
+    for step in report.steps:
+        out.print(f"[{status_style('ok' if step.ok else 'FAIL')}]{'ok  ' if step.ok else 'FAIL'}[/] "
+                  f"{step.name}: {step.detail}", highlight=False)
+    if failures or not report.ok:
+        raise RigClickError("bench NOT confirmed safe: see the FAIL lines", EXIT_SAFETY)
+    click.echo("bench safe")
+
+
+@main.command()
+@rig_source
+@click.option("--rate", type=click.FloatRange(min=0.1, max=50), default=2.0, show_default=True,
+              help="Readings per second.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many readings [default: run until Ctrl-C].")
+@one_line_errors
+def monitor(rig_file: Path | None, sim: bool, rate: float, count: int | None) -> None:
+    """Live table of every reading of the rig. Read-only: it never changes an output or a setting.
+
+    Instruments are only identified and read (no remote lock, no setpoint). Ctrl-C exits.
+
+    \b
+    Example:
+      rig monitor --rig rigs/bench1.toml --rate 5
+    """
+    import time as _time
+
+    from rig.display import console
+    from rig.monitor import open_read_only, reading_rows
+
+    config = load_rig_config(rig_file, sim)
+    bench = None
+    if config is None:
+        from instruments.sim.bench import SimulatedBench
+
+        bench = SimulatedBench().start()
+        config = bench.config()
+    out = console()
+    sampler, instruments = open_read_only(config)
+    try:
+        from rich.live import Live
+        from rich.table import Table
+
+        def table() -> Table:
+            sample = sampler.sample_once()
+            t = Table(title=f"{config.name}  {_time.strftime('%H:%M:%S')}")
+            for column in ("instrument", "quantity", "value"):
+                t.add_column(column)
+            for name, quantity, value in reading_rows(sample):
+                t.add_row(name, quantity, value)
+            return t
+
+        taken = 0
+        if out.is_terminal:
+            with Live(table(), console=out, refresh_per_second=rate) as live:
+                taken = 1
+                while count is None or taken < count:
+                    _time.sleep(1 / rate)
+                    live.update(table())
+                    taken += 1
+        else:
+            while count is None or taken < count:
+                sample = sampler.sample_once()
+                out.print("  ".join(f"{n}.{q}={v}" for n, q, v in reading_rows(sample)), highlight=False)
+                taken += 1
+                if count is None or taken < count:
+                    _time.sleep(1 / rate)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sampler.stop()
+        for inst in instruments.values():
+            inst.close()
+        if bench is not None:
+            bench.stop()

@@ -106,6 +106,7 @@ class RigRun:
     counts: dict[str, int] = field(default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0})
     faults: list[str] = field(default_factory=list)
     store: dict[str, Any] = field(default_factory=dict)
+    open_error: str | None = None
     _log_handler: logging.Handler | None = None
 
     @classmethod
@@ -167,7 +168,8 @@ class RigRun:
         self.rig = Rig(rig_config, clock=clock, ceilings=ceilings, limits=live)
         try:
             self.rig.open()
-        except Exception:
+        except Exception as exc:
+            self.open_error = str(exc)
             self._stop_bench()
             raise
         self.recorder = RunRecorder(self.folder, self._metadata(rig_config, ceilings, live),

@@ -188,6 +188,21 @@ class Rig:
         self._sampler.start()
         self._event(f"rig open: {len(self.instruments)} instruments, paths {', '.join(map(str, self.paths.values()))}")
 
+    def open_best_effort(self) -> list[str]:
+        """Open whatever answers, for ``rig safe``: the safe state must reach every instrument it can
+        even when others are gone. Returns one line per instrument that could not be opened."""
+        self.instruments = {name: make_instrument(cfg) for name, cfg in self.config.instruments.items()}
+        results = list(self._pool.map(self._quietly(lambda i: self.identities.__setitem__(i.name, i.open())),
+                                      self.instruments.values()))
+        failures = [error for error in results if error is not None]
+        unreachable = [name for name, error in zip(self.instruments, results, strict=True) if error is not None]
+        for name in unreachable:
+            self.instruments.pop(name)
+        fixtures = [i for i in self.instruments.values() if isinstance(i, InletFixture)]
+        if fixtures:
+            self.fixture = fixtures[0]
+        return failures
+
     def _arm_watchdogs(self) -> None:
         s = self.config.safety
         for name, inst in self.instruments.items():
@@ -211,6 +226,11 @@ class Rig:
             self._sampler.stop()
         if self._heartbeat is not None:
             self._heartbeat.stop(disarm=report.ok)
+        self._close_instruments()
+        self._pool.shutdown(wait=False)
+
+    def close_instruments(self) -> None:
+        """Close every connection without touching the bench (after ``rig safe``)."""
         self._close_instruments()
         self._pool.shutdown(wait=False)
 
@@ -301,15 +321,21 @@ class Rig:
                 return str(exc)
         return run
 
+    @property
+    def _fixture_or_none(self) -> InletFixture | None:
+        return getattr(self, "fixture", None)
+
     def _bus_voltages(self, supplies: list[DCSupply]) -> dict[str, float]:
         def measure(unit: Instrument) -> float | None:
             try:
                 if isinstance(unit, DCSupply):
                     return unit.measure().voltage
-                return self.fixture.read().inlet_voltage
+                assert isinstance(unit, InletFixture)
+                return unit.read().inlet_voltage
             except InstrumentError:
                 return None
-        targets: list[Instrument] = [*supplies, self.fixture]
+        fixture = self._fixture_or_none
+        targets: list[Instrument] = [*supplies, *([fixture] if fixture is not None else [])]
         values = self._pool.map(measure, targets)
         return {t.name: v for t, v in zip(targets, values, strict=True) if v is not None}
 
@@ -332,6 +358,8 @@ class Rig:
 
     def _open_contactors(self) -> list[SafeStep]:
         s = self.config.safety
+        if self._fixture_or_none is None:
+            return [SafeStep("contactors open", False, "fixture unreachable: contactor state unknown")]
         try:
             self.fixture.safe_state()
             deadline = self.clock.now() + s.contactor_timeout
