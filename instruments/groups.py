@@ -76,6 +76,7 @@ class ParallelSupply(_Group, DCSupply):
             raise ValueError(f"{name}: a group needs at least one supply")
         DCSupply.__init__(self, name, _combined_rating(members))
         self.members = list(members)
+        self.PROTECTION_HEADROOM = min(m.PROTECTION_HEADROOM for m in self.members)
         self._share = [m.rating.current / self.rating.current for m in self.members]
 
     def _set_voltage(self, volts: float) -> None:

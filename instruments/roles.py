@@ -199,6 +199,8 @@ class PowerInstrument(Instrument):
 
 class DCSupply(PowerInstrument):
     role = "supply"
+    #: How far above the rating the unit accepts OVP/OCP trip levels (EA: 110 %). Drivers override.
+    PROTECTION_HEADROOM: ClassVar[float] = 1.1
 
     def set_voltage(self, volts: float) -> None:
         self._guarded()
@@ -219,8 +221,10 @@ class DCSupply(PowerInstrument):
         unit's rating plus the vendor's margin, which the driver enforces.
         """
         self._guarded()
-        self.limits.check(self.name, "OVP level", ovp_volts, Bound(self.rating.voltage * 1.1, "rating +10 %"), "V")
-        self.limits.check(self.name, "OCP level", ocp_amps, Bound(self.rating.current * 1.1, "rating +10 %"), "A")
+        headroom = self.PROTECTION_HEADROOM
+        where = f"{self.name} rating x {headroom:g}"
+        self.limits.check(self.name, "OVP level", ovp_volts, Bound(self.rating.voltage * headroom, where), "V")
+        self.limits.check(self.name, "OCP level", ocp_amps, Bound(self.rating.current * headroom, where), "A")
         self._set_protection(ovp_volts, ocp_amps)
         return self.read_protection()
 

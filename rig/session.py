@@ -403,8 +403,8 @@ class Rig:
         """Program OVP/OCP (read back before anything is enabled), the setpoints, then output on."""
         self._refuse_if_tripped()
         supply = path.supply
-        ovp = min(self.limits.max_voltage.value, supply.rating.voltage * 1.1)
-        ocp = min(self.limits.max_current.value, supply.rating.current * 1.1)
+        ovp = min(self.limits.max_voltage.value, supply.rating.voltage * supply.PROTECTION_HEADROOM)
+        ocp = min(self.limits.max_current.value, supply.rating.current * supply.PROTECTION_HEADROOM)
         # Setpoints are checked against limits before anything is sent, protections included.
         supply.limits.check(supply.name, "voltage", volts, supply.limits.voltage, "V")
         supply.limits.check(supply.name, "current limit", current_limit, supply.limits.current, "A")
@@ -416,12 +416,22 @@ class Rig:
         supply.set_voltage(volts)
         supply.set_current_limit(current_limit)
         supply.output_on()
+        reading = supply.measure()  # read back: a latched protection would leave the output off silently
+        if not reading.output_on or reading.protection:
+            self.safe_state(f"{supply.name} did not come on")
+            raise RigError(f"{supply.name}: output did not come on"
+                           + (f" (protection latched: {reading.protection})" if reading.protection else ""))
         self._event(f"{supply.name}: {volts:g} V, limit {current_limit:g} A, OVP {ovp:g} V, output on")
 
     def sink(self, path: PowerPath, mode: LoadMode, level: float) -> None:
         self._refuse_if_tripped()
         path.load.set_mode(mode, level)
         path.load.input_on()
+        reading = path.load.measure()
+        if not reading.input_on or reading.protection:
+            self.safe_state(f"{path.load.name} did not come on")
+            raise RigError(f"{path.load.name}: input did not come on"
+                           + (f" (protection latched: {reading.protection})" if reading.protection else ""))
         self._event(f"{path.load.name}: {mode} {level:g}, input on")
 
     def wait(self, seconds: float) -> None:

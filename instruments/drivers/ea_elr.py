@@ -1,0 +1,103 @@
+"""Elektro-Automatik ELR 9000 / ELR 10000 regenerative electronic loads (e.g. ELR 11500-60 4U).
+
+Source: EA "Programming Guide ModBus & SCPI", PGMBEN rev. 24 (2023): section 2.7 (TCP port 5025),
+3.3.3 (remote control and the lock), 5.2 (syntax, 5 commands per line, error codes), 5.3 (reply
+formats with units), 5.4 (command set: ``INPut``, ``[SOURce:]VOLTage|CURRent|POWer|RESistance``,
+``SYSTem:CONFig:MODE``, ``MEASure:ARRay?``, status registers). Same dialect as the PSI supplies
+(``ea_psi.py``). Confidence high for the command set, medium for the items marked below.
+
+How the U, I and P set values act together (ELR 9000 user manual, 3.2 "Operating modes"): once the
+input voltage exceeds the U set value the load sinks ``min(I, P/U)``; in ``UIR`` mode the R set value
+limits too (``I = U/R``). So each mode is a combination, and the commands are ordered so that every
+value that tightens the new setpoint goes out before any value that loosens it: a refusal part way
+(each command is checked) leaves the load no looser than the old or the new setpoint.
+
+    CC x: SOUR:CURR x, SOUR:POW <rating>, SOUR:VOLT 0, SYST:CONF:MODE UIP
+    CV x: SOUR:VOLT x, SOUR:CURR <rating>, SOUR:POW <rating>, SYST:CONF:MODE UIP
+    CP x: SOUR:POW x, SOUR:CURR <rating>, SOUR:VOLT 0, SYST:CONF:MODE UIP
+    CR x: SYST:CONF:MODE UIR, SOUR:RES x, SOUR:CURR <rating>, SOUR:POW <rating>, SOUR:VOLT 0
+
+Dialect quirks this driver handles:
+- nothing that changes a value or state is accepted before ``SYST:LOCK ON`` (-221); the lock is taken
+  (and ``SYST:LOCK:OWN?`` checked) again after every reconnect;
+- values come back with units (``43.50 V`` or ``43.50V``); ``INP?`` answers ``ON|OFF``; there is no OUTP;
+- the unit drops a TCP connection after 5 s without traffic and wants >= 5 ms between messages;
+- at most 5 commands per line (-223, nothing executed);
+- set values up to 102 % of nominal (-222 above).
+
+Medium confidence: ``STAT:QUES:COND?`` bits OVP 1, OCP 2, OPP 4, OT 8, PF 8192, and ``STAT:OPER:COND?``
+bit 16 REM-SB (the inhibit input), as decoded by public drivers; ``INP:PROT:CLE`` by analogy with the
+PSI driver's ``OUTP:PROT:CLE`` (a third-party reading of rev. 17 says alarms are acknowledged by
+reading the error queue: check on a unit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from instruments.drivers.scpi_base import ScpiLoad
+from instruments.errors import BadReply, InstrumentFault
+from instruments.roles import LoadMode, LoadReading
+from instruments.scpi import ScpiSettings, parse_bool, parse_number
+
+# STAT:QUES:COND? bit values (guide, section 5.4: questionable status register).
+_QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OPP", 8: "OT", 8192: "PF"}
+# STAT:OPER:COND? bit 4: REM-SB, the analog interface's standby input, wired to the rig's inhibit chain.
+_OPER_REMOTE_STANDBY = 16
+
+
+class EaElr(ScpiLoad):
+    FAMILY = "Elektro-Automatik ELR 9000/10000 load"
+    MODEL_PATTERN = re.compile(r"^ELR ?(9\d{3}|1\d{4})-\d+")
+    DEFAULT_PORT = 5025
+    SETTINGS = ScpiSettings(min_gap_s=0.005, idle_reconnect_s=4.0, max_commands_per_line=5)
+    INPUT_ON = "INP ON"
+    INPUT_OFF = "INP OFF"
+
+    def _take_remote_control(self) -> None:
+        self.transport.write("*CLS")
+        self.transport.write("SYST:LOCK ON")
+        owner = self.transport.query("SYST:LOCK:OWN?").upper()
+        if owner != "REMOTE":
+            raise InstrumentFault(self.name, f"remote lock refused (owner {owner!r}); is the unit set to LOCAL?",
+                                  "SYST:LOCK ON")
+
+    def close(self) -> None:
+        if self.transport.is_open:
+            with contextlib.suppress(InstrumentFault):  # closing anyway; the unit frees it on disconnect
+                self.transport.write("SYST:LOCK OFF")
+        super().close()
+
+    def _set_mode(self, mode: LoadMode, level: float) -> None:
+        x, amps, watts = self._n(level), self._n(self.rating.current), self._n(self.rating.power)
+        if mode is LoadMode.CC:
+            commands = [f"SOUR:CURR {x}", f"SOUR:POW {watts}", "SOUR:VOLT 0", "SYST:CONF:MODE UIP"]
+        elif mode is LoadMode.CV:
+            commands = [f"SOUR:VOLT {x}", f"SOUR:CURR {amps}", f"SOUR:POW {watts}", "SYST:CONF:MODE UIP"]
+        elif mode is LoadMode.CP:
+            commands = [f"SOUR:POW {x}", f"SOUR:CURR {amps}", "SOUR:VOLT 0", "SYST:CONF:MODE UIP"]
+        else:
+            commands = ["SYST:CONF:MODE UIR", f"SOUR:RES {x}", f"SOUR:CURR {amps}", f"SOUR:POW {watts}",
+                        "SOUR:VOLT 0"]
+        for command in commands:
+            self._send(command)
+
+    def measure(self) -> LoadReading:
+        # One round trip: MEAS:ARR? answers "U, I, P" in one reply.
+        commands = ("MEAS:ARR?", "INP?", "STAT:QUES:COND?", "STAT:OPER:COND?")
+        array, state, ques, oper = self.transport.query_many(commands, retry=True)
+        values = [v for v in array.split(",") if v.strip()]
+        if len(values) != 3:
+            raise BadReply(self.name, f"reply {array!r} is not 'U, I, P'", "MEAS:ARR?")
+        bits = int(parse_number(self.name, "STAT:QUES:COND?", ques))
+        tripped = [name for bit, name in _QUES_PROTECTIONS.items() if bits & bit]
+        if int(parse_number(self.name, "STAT:OPER:COND?", oper)) & _OPER_REMOTE_STANDBY:
+            tripped.append("INH")
+        return LoadReading(parse_number(self.name, "MEAS:ARR?", values[0]),
+                           parse_number(self.name, "MEAS:ARR?", values[1]),
+                           parse_bool(self.name, "INP?", state),
+                           "+".join(tripped) or None)
+
+    def clear_protection(self) -> None:
+        self._send("INP:PROT:CLE")
