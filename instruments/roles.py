@@ -298,13 +298,16 @@ class ElectronicLoad(PowerInstrument):
         elif mode is LoadMode.CP:
             lim.check(self.name, "CP level", level, lim.power, "W")
         else:
-            # In CR the current is V/R: at the voltage limit it must stay within the current limit.
-            r_min = lim.voltage.value / lim.current.value
-            if not math.isfinite(level) or level < r_min:
+            # In CR the load draws V/R and V²/R: at the voltage limit both must stay within limits.
+            v = lim.voltage.value
+            r_current, r_power = v / lim.current.value, v * v / lim.power.value
+            if not math.isfinite(level) or level < max(r_current, r_power):
+                which = (f"more than {lim.current.value:g} A ({lim.current.source})" if r_current >= r_power
+                         else f"more than {lim.power.value:g} W ({lim.power.source})")
                 raise SetpointRefused(
                     self.name,
-                    f"CR level {level!r} ohm refused: below {r_min:g} ohm, which would allow more than "
-                    f"{lim.current.value:g} A at {lim.voltage.value:g} V ({lim.current.source})",
+                    f"CR level {level!r} ohm refused: below {max(r_current, r_power):g} ohm, which would "
+                    f"allow {which} at {v:g} V",
                 )
         log.debug("%s: mode %s level %g", self.name, mode, level)
         self._set_mode(mode, level)

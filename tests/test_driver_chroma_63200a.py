@@ -18,12 +18,12 @@ def driver() -> Chroma63200A:
 
 
 @pytest.mark.parametrize(("mode", "level", "wire"), [
-    (LoadMode.CC, 450, [*checked("MODE CCH"), *checked("CURR:STAT:L1 450")]),
-    (LoadMode.CR, 2.5, [*checked("MODE CRH"), *checked("RES:STAT:L1 2.5")]),
-    (LoadMode.CV, 48, [*checked("MODE CVH"), *checked("VOLT:STAT:L1 48")]),
-    (LoadMode.CP, 3000, [*checked("MODE CPH"), *checked("POW:STAT:L1 3000")]),
+    (LoadMode.CC, 450, [*checked("CURR:STAT:L1 450"), *checked("MODE CCH")]),
+    (LoadMode.CR, 5, [*checked("RES:STAT:L1 5"), *checked("MODE CRH")]),
+    (LoadMode.CV, 48, [*checked("VOLT:STAT:L1 48"), *checked("MODE CVH")]),
+    (LoadMode.CP, 3000, [*checked("POW:STAT:L1 3000"), *checked("MODE CPH")]),
 ])
-def test_modes_select_the_high_range_then_the_level(mode: LoadMode, level: float, wire) -> None:
+def test_modes_set_the_level_then_select_the_high_range(mode: LoadMode, level: float, wire) -> None:
     with expected_protocol(driver(), wire) as load:
         load.set_mode(mode, level)
 
@@ -49,9 +49,13 @@ def test_measure_is_one_round_trip(reply: str, expected: LoadReading) -> None:
         assert load.measure() == expected
 
 
-def test_cr_below_the_safe_minimum_is_refused_before_sending() -> None:
-    with expected_protocol(driver()) as load, pytest.raises(SetpointRefused, match=r"below 0\.25 ohm"):
-        load.set_mode(LoadMode.CR, 0.1)  # 150 V / 0.1 ohm would be 1500 A
+@pytest.mark.parametrize(("ohms", "why"), [
+    (0.1, r"below 3\.75 ohm, .* more than 6000 W"),  # 150 V / 0.1 ohm: 1500 A and 225 kW
+    (3.0, r"below 3\.75 ohm, .* more than 6000 W"),  # 50 A is fine, 7.5 kW is not
+])
+def test_cr_below_the_safe_minimum_is_refused_before_sending(ohms: float, why: str) -> None:
+    with expected_protocol(driver()) as load, pytest.raises(SetpointRefused, match=why):
+        load.set_mode(LoadMode.CR, ohms)
 
 
 def test_end_to_end_against_the_simulated_load(bench: SimulatedBench) -> None:

@@ -43,7 +43,7 @@ def test_a_refused_lock_is_a_clear_error() -> None:
     (LoadMode.CC, 45, ["SOUR:CURR 45", "SOUR:POW 30000", "SOUR:VOLT 0", "SYST:CONF:MODE UIP"]),
     (LoadMode.CV, 400, ["SOUR:VOLT 400", "SOUR:CURR 60", "SOUR:POW 30000", "SYST:CONF:MODE UIP"]),
     (LoadMode.CP, 12500, ["SOUR:POW 12500", "SOUR:CURR 60", "SOUR:VOLT 0", "SYST:CONF:MODE UIP"]),
-    (LoadMode.CR, 33.3, ["SYST:CONF:MODE UIR", "SOUR:RES 33.3", "SOUR:CURR 60", "SOUR:POW 30000", "SOUR:VOLT 0"]),
+    (LoadMode.CR, 80, ["SYST:CONF:MODE UIR", "SOUR:RES 80", "SOUR:CURR 60", "SOUR:POW 30000", "SOUR:VOLT 0"]),
 ])
 def test_each_mode_is_a_combination_of_the_set_values(mode: LoadMode, level: float, wire: list[str]) -> None:
     with expected_protocol(driver(), *[checked(command) for command in wire]) as load:
@@ -88,7 +88,7 @@ def test_measure_is_one_round_trip(reply: str, expected: LoadReading) -> None:
     (LoadMode.CC, 61, "CC level 61 A refused: above the 60 A limit"),
     (LoadMode.CV, 1530, "CV level 1530 V refused: above the 1500 V limit"),
     (LoadMode.CP, 30600, "CP level 30600 W refused: above the 30000 W limit"),
-    (LoadMode.CR, 20, r"CR level 20 ohm refused: below 25 ohm"),  # 1500 V / 20 ohm would be 75 A
+    (LoadMode.CR, 20, r"CR level 20 ohm refused: below 75 ohm, .* more than 30000 W"),  # 1500 V² / 20 = 112 kW
 ])
 def test_a_level_beyond_the_rating_is_refused_before_anything_is_sent(mode: LoadMode, level: float,
                                                                       message: str) -> None:

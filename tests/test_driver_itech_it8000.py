@@ -29,7 +29,7 @@ def driver() -> ItechIT8000:
     (LoadMode.CC, 45, [*checked("CURR 45"), *checked("FUNC CURR")]),
     (LoadMode.CV, 400, [*checked("VOLT 400"), *checked("FUNC VOLT")]),
     (LoadMode.CP, 12500, [*checked("POW 12500"), *checked("FUNC POW")]),
-    (LoadMode.CR, 33.3, [*checked("RES 33.3"), *checked("FUNC RES")]),
+    (LoadMode.CR, 150, [*checked("RES 150"), *checked("FUNC RES")]),
 ])
 def test_modes_set_the_level_then_select_the_function(mode: LoadMode, level: float, wire) -> None:
     with expected_protocol(driver(), wire) as load:
@@ -64,7 +64,7 @@ def test_measure_is_one_round_trip(reply: str, expected: LoadReading) -> None:
 @pytest.mark.parametrize(("mode", "level", "message"), [
     (LoadMode.CC, 61, "CC level 61 A refused: above the 60 A limit"),
     (LoadMode.CP, 18001, "CP level 18001 W refused: above the 18000 W limit"),
-    (LoadMode.CR, 20, r"CR level 20 ohm refused: below 25 ohm"),
+    (LoadMode.CR, 20, r"CR level 20 ohm refused: below 125 ohm, .* more than 18000 W"),
 ])
 def test_a_level_beyond_the_rating_is_refused_before_anything_is_sent(mode: LoadMode, level: float,
                                                                       message: str) -> None:

@@ -7,7 +7,8 @@ command set is confirmed by two public drivers; reply formats are NR2.
 Dialect quirks:
 - ``CONF:REM ON`` before settings (documented for RS-232; sent on every interface, after every reconnect);
 - modes carry a range suffix (``CCL/CCM/CCH`` ...); this driver uses the high range, which covers the
-  unit's full rating, and sets the level after selecting the mode;
+  unit's full rating. Each mode keeps its own ``:STAT:L1`` level, so the level is set *before* the mode
+  is selected: the load never regulates, even briefly, on a stale level;
 - ``LOAD?`` answers ``ON|OFF`` on some firmware and ``1|0`` on others: both accepted;
 - raw SCPI socket on port 2101.
 """
@@ -41,8 +42,8 @@ class Chroma63200A(ScpiLoad):
 
     def _set_mode(self, mode: LoadMode, level: float) -> None:
         select, level_command = _MODE[mode]
-        self._send(select)
         self._send(f"{level_command} {self._n(level)}")
+        self._send(select)
 
     def measure(self) -> LoadReading:
         commands = ("MEAS:VOLT?", "MEAS:CURR?", "LOAD?", "LOAD:PROT?")

@@ -23,7 +23,7 @@ from instruments.roles import SupplyProtection, SupplyReading
 from instruments.scpi import ScpiSettings, parse_bool, parse_number
 
 # STAT:QUES:COND? bit values (guide, section 5: questionable status register).
-_QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OPP"}
+_QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OPP", 8: "OT", 8192: "PF"}
 
 
 class EaPsi(ScpiSupply):

@@ -367,6 +367,8 @@ class BenchModel:
             for ld in path.loads:
                 if ld.sinking and ld.voltage > ld.rating.voltage * 1.02:
                     ld.tripped, tripped = "OVP", True
+                elif ld.sinking and ld.current > ld.rating.current * 1.02:
+                    ld.tripped, tripped = "OCP", True
         return tripped
 
     def _note_current_below_threshold(self) -> None:

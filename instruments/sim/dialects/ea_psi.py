@@ -3,6 +3,8 @@ unit's quirks (remote lock, units in replies, 5 commands per line, idle connecti
 
 from __future__ import annotations
 
+import re
+
 from instruments.sim.model import SupplyUnit
 from instruments.sim.scpi_dialect import Dialect
 
@@ -49,7 +51,9 @@ class EaPsiSim(Dialect):
 
     def remote_required(self, header: str) -> bool:
         # Nothing that changes a value or state before SYST:LOCK ON (guide 5.2); the lock itself is exempt.
-        return not self.locked and not header.upper().startswith(("SYST", "*CLS"))
+        # IEEE 488.2 common commands (*CLS ...) are not settings.
+        return not self.locked and not header.startswith("*") and \
+            not re.match(r"SYST(EM)?:LOCK\b", header, re.IGNORECASE)
 
     def _questionable(self) -> int:
         u = self.unit
