@@ -402,3 +402,32 @@ def monitor(rig_file: Path | None, sim: bool, rate: float, count: int | None) ->
             inst.close()
         if bench is not None:
             bench.stop()
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--no-html", is_flag=True, help="Only the terminal summary; write no files.")
+@one_line_errors
+def report(run_dir: Path, no_html: bool) -> None:
+    """Summarise a run and write a self-contained HTML report with PNG plots into its folder.
+
+    Works on an unfinished (interrupted or killed) run too: it says so and shows what was recorded.
+    Exit status is 1 if any measurement failed or the run did not pass, else 0.
+
+    \b
+    Example:
+      rig report results/20261128-143000-SN123
+    """
+    from rig.display import console
+    from rig.report import load_run, print_summary, write_report
+
+    run_data = load_run(run_dir)
+    out = console()
+    print_summary(run_data, out)
+    if not no_html:
+        files = write_report(run_data, run_dir)
+        out.print(f"report: {files.html}", highlight=False)
+        for image in files.images:
+            out.print(f"plot:   {image}", highlight=False)
+    if run_data.count("FAIL") or run_data.outcome not in ("passed",):
+        sys.exit(1)

@@ -213,6 +213,7 @@ class RigRun:
         return {
             "run_id": self.folder.name,
             "dut": {"serial": self.dut.serial, "tier_v": self.dut.tier, "rated_current_a": self.dut.rated_current},
+            "tier": self.dut.tier,
             "operator": self.operator,
             "started": dt.datetime.now().astimezone().isoformat(),
             "command": " ".join(sys.argv),
@@ -220,9 +221,12 @@ class RigRun:
             "rig": {"name": rig_config.name, "file": rig_config.source, "sha256": rig_config.sha256,
                     "simulated": self.bench is not None, "time_scale": self.time_scale,
                     "sim_faults": self.sim_faults},
-            "profile": {"name": self.profile.name, "version": self.profile.version, "file": self.profile.path,
-                        "sha256": self.profile.sha256},
-            "limits": {
+            "profile": {"name": self.profile.name, "version": self.profile.version,
+                        "path": str(Path(self.profile.path).resolve()), "sha256": self.profile.sha256},
+            # The profile's limits as they were for this run, so a report never depends on the file later.
+            "limits": {key: {"low": lim.low, "high": lim.high, "unit": lim.unit, "source": lim.source,
+                             "confidence": lim.confidence} for key, lim in self.profile.limits.items()},
+            "effective_limits": {
                 "setpoint_voltage": vars(ceilings.voltage), "setpoint_current": vars(ceilings.current),
                 "trip_voltage": vars(live.max_voltage), "trip_current": vars(live.max_current),
                 "trip_temperature": vars(live.max_temperature),

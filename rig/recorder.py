@@ -12,8 +12,14 @@ Files:
   ``rig.sampler.columns``), and ``errors``.
 - ``measurements.csv``: ``time_s, wall_time, test, name, value, unit, low, high, verdict, limit,
   source, confidence``; verdict is PASS or FAIL.
-- ``run.json``: DUT, tier, operator, rig file and hash, profile and hash, every instrument's identity
-  and watchdog, software versions, start/end, outcome, trips, prompts, overrides.
+- ``run.json``: ``run_id``, ``dut`` {serial, tier_v, rated_current_a}, ``tier``, ``operator``,
+  ``started``/``ended``, ``rig`` {name, file, sha256, simulated, time_scale, sim_faults}, ``profile``
+  {name, version, path, sha256}, ``limits`` (the profile's limits as used: key -> {low, high, unit,
+  source, confidence}), ``effective_limits`` (setpoint ceilings and trip levels with their sources),
+  ``instruments`` {name: {driver, role, resource, identity, watchdog, calibration_due}}, ``software``,
+  ``safety_trips`` [{test, reason, time_s}], ``prompts``, ``calibration_override``, and at the end
+  ``finished``, ``outcome`` (running | passed | failed | tripped | interrupted | error), ``counts``,
+  ``faults``, ``final_safe_state``.
 """
 
 from __future__ import annotations
