@@ -9,8 +9,10 @@ Resource strings:
 
 pymodbus defaults to ``timeout=3, retries=3`` (12 s per call to a dead device) and retries writes
 silently. A rig wants neither: the client is made with a short timeout and no retries, reads may be
-retried here once, and writes are never repeated. Exception responses come back as objects, not
-raised; they are turned into ``ModbusDeviceError`` naming the register.
+retried here once, and writes are never repeated. After a timeout the connection is dropped (the client
+reconnects on the next request): RTU frames carry no transaction id, so a late reply would otherwise
+answer the next request. Exception responses come back as objects, not raised; they are turned into
+``ModbusDeviceError`` naming the register.
 """
 
 from __future__ import annotations
@@ -154,8 +156,15 @@ class ModbusTransport:
             except ConnectionException as exc:
                 self._fault()
                 raise InstrumentLost(self.instrument, f"connection failed: {exc}", what) from None
+            except OSError as exc:  # pymodbus lets a reset during recv() through raw (ConnectionResetError)
+                self._fault()
+                self._client.close()
+                raise InstrumentLost(self.instrument, f"connection failed: {exc}", what) from None
             except ModbusIOException:
                 self._fault()
+                # The late reply would be taken for the next request's: RTU frames carry no transaction
+                # id. Drop the connection; the sync client reconnects on the next request.
+                self._client.close()
                 if self._consecutive_faults >= self.lost_after_failures:
                     raise InstrumentLost(
                         self.instrument, f"{self._consecutive_faults} consecutive timeouts: device lost", what

@@ -10,8 +10,10 @@ What this layer guarantees, learnt from pyvisa-py's behaviour (see shared librar
   blocking ``recv``; every exchange here holds the instrument's lock.
 - **A timeout poisons the stream.** The late reply arrives on the next query and ``clear()`` does not
   help on sockets, so after any timeout the resource is closed and reopened before it is trusted again.
-- **A dead peer is invisible to reads** and opening a closed port "succeeds", so faults are counted:
-  ``lost_after_failures`` consecutive faults make the instrument *lost*.
+- **A dead peer is invisible to reads** and opening a closed port "succeeds": before each message a
+  pyvisa-py socket is checked for a connection the instrument closed, and faults are counted:
+  ``lost_after_failures`` consecutive faults make the instrument *lost* (only a reply resets the count:
+  a write to a hung unit "succeeds" into the socket buffer).
 - **Writes are never repeated.** Only queries that change nothing may be retried (``query(...,
   retry=True)``); a write whose fate is unknown raises, and the caller decides.
 - The error queue (``SYST:ERR?``) is read after every checked write: a refused setpoint is otherwise
@@ -23,13 +25,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from instruments.errors import BadReply, InstrumentLost, InstrumentTimeout, ScpiError
+from instruments.errors import BadReply, InstrumentFault, InstrumentLost, InstrumentTimeout, ScpiError
 
 log = logging.getLogger("instruments.scpi")
 
@@ -154,7 +158,25 @@ class ScpiTransport:
         except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
             self._handle = None
             raise InstrumentLost(self.instrument, f"cannot open {self.resource}: {_describe(exc)}") from None
+        self._no_delay()
         self._last_io = time.monotonic()
+
+    def _no_delay(self) -> None:
+        """Send each message at once (TCP_NODELAY). Without it, Nagle's algorithm holds a query written
+        right after a command until the instrument's delayed ACK: measured 42 ms per write + query.
+        (VI_ATTR_TCPIP_NODELAY would be the VISA way; pyvisa-py 0.8.1 has the setter but does not
+        register it for SOCKET sessions, so the option is set on its socket directly.)"""
+        sock = self._socket()
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _socket(self) -> socket.socket | None:
+        """The TCP socket under a pyvisa-py SOCKET session, or None for other sessions and backends."""
+        try:
+            sock = self._handle.visalib.sessions[self._handle.session].interface
+        except (AttributeError, KeyError, TypeError):
+            return None
+        return sock if isinstance(sock, socket.socket) else None
 
     def _close_handle(self) -> None:
         handle, self._handle = self._handle, None
@@ -182,21 +204,31 @@ class ScpiTransport:
 
         with self._lock:
             if self._handle is None:
-                self._reconnect("not connected")
+                self._reconnect_before(message, "not connected")
             idle = self.settings.idle_reconnect_s
             if idle is not None and time.monotonic() - self._last_io > idle and not self._reconnecting:
-                self._reconnect(f"idle for more than {idle:g} s; the unit drops idle connections")
+                self._reconnect_before(message, f"idle for more than {idle:g} s; the unit drops idle connections")
             gap = self.settings.min_gap_s - (time.monotonic() - self._last_io)
             if gap > 0:
                 time.sleep(gap)
             try:
+                if self._peer_closed():  # a write would vanish and the read time out: say what happened
+                    raise ConnectionAbortedError("the instrument closed the connection (nothing sent)")
                 self._handle.write(message)
                 reply = self._handle.read() if expect_reply else None
             except pyvisa.errors.VisaIOError as exc:
                 if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
                     self._fault()
+                    try:
+                        closed = self._peer_closed()
+                    except OSError:
+                        closed = True
                     # The late reply would poison the next query: start a fresh connection.
                     self._close_handle()
+                    if closed:
+                        raise InstrumentLost(
+                            self.instrument, "the instrument closed the connection without replying", message
+                        ) from None
                     self._raise_lost_if_repeated(message)
                     raise InstrumentTimeout(
                         self.instrument, f"no reply within {self.settings.timeout_s:g} s", message
@@ -210,9 +242,31 @@ class ScpiTransport:
                 raise InstrumentLost(self.instrument, f"connection failed: {_describe(exc)}", message) from None
             finally:
                 self._last_io = time.monotonic()
-            self._consecutive_faults = 0
+            if expect_reply:  # only a reply proves the unit alive: a write lands in the socket buffer anyway
+                self._consecutive_faults = 0
             log.debug("%s: %s -> %r", self.instrument, message, reply)
             return reply
+
+    def _reconnect_before(self, message: str, why: str) -> None:
+        """Reconnect before sending ``message``; a failure names ``message`` (which was not sent)."""
+        try:
+            self._reconnect(why)
+        except InstrumentFault as exc:
+            kind = type(exc) if type(exc) in (InstrumentTimeout, InstrumentLost, BadReply) else InstrumentFault
+            inner = str(exc).removeprefix(f"{self.instrument}: ")
+            raise kind(self.instrument, f"not sent, reconnect failed: {inner}", message) from None
+
+    def _peer_closed(self) -> bool:
+        """Whether the instrument closed a pyvisa-py SOCKET connection; its reads never report EOF.
+
+        False for other sessions and backends, or while the connection is open. A reset or refused
+        connection raises its ``OSError``.
+        """
+        sock = self._socket()
+        if sock is None:
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
 
     def _fault(self) -> None:
         self.fault_count += 1
@@ -236,7 +290,12 @@ class ScpiTransport:
         """
         with self._lock:
             self.write(command)
-            self.check_errors(command)
+            try:
+                self.check_errors(command)
+            except (InstrumentTimeout, InstrumentLost) as exc:
+                # Name the command whose fate is now unknown; it is never sent again from here.
+                inner = str(exc).removeprefix(f"{self.instrument}: ")
+                raise type(exc)(self.instrument, f"sent, but its outcome is unknown: {inner}", command) from None
 
     def query(self, command: str, *, retry: bool = False) -> str:
         """Send a query and return the reply line. ``retry`` once on a fault: only for pure reads."""
@@ -259,9 +318,15 @@ class ScpiTransport:
         for start in range(0, len(commands), step):
             chunk = [c.lstrip(":") for c in commands[start : start + step]]
             line = ";:".join(chunk)
-            parts = self.query(line, retry=retry).split(";")
-            if len(parts) != len(chunk):
-                raise BadReply(self.instrument, f"expected {len(chunk)} replies, got {len(parts)}", line)
+            for _attempt in range(2 if retry else 1):  # a garbled reply to pure reads: ask once more
+                reply = self.query(line, retry=retry)
+                parts = reply.split(";")
+                if len(parts) == len(chunk):
+                    break
+                log.info("%s: %r: %d replies in %r, expected %d", self.instrument, line, len(parts), reply,
+                         len(chunk))
+            else:
+                raise BadReply(self.instrument, f"expected {len(chunk)} replies, got {len(parts)}: {reply!r}", line)
             replies.extend(p.strip() for p in parts)
         return replies
 

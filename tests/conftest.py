@@ -28,6 +28,7 @@ def bench(clock: Clock) -> Iterator[SimulatedBench]:
 
 
 @pytest.fixture
-def rig(bench: SimulatedBench, clock: Clock) -> Iterator[Rig]:
+def sim_rig(bench: SimulatedBench, clock: Clock) -> Iterator[Rig]:
+    """A Rig open on the simulated bench (named so it never shadows the plugin's `rig` fixture)."""
     with Rig(bench.config(), clock=clock) as r:
         yield r

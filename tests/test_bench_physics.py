@@ -45,7 +45,7 @@ def test_lagged_sensor_matches_numerical_integration_of_the_cascade() -> None:
     assert sensor.lagged == pytest.approx(reference, rel=1e-5)
 
 
-def test_contact_temperature_follows_the_first_order_step_response(bench: SimulatedBench, rig: Rig) -> None:
+def test_contact_temperature_follows_the_first_order_step_response(bench: SimulatedBench, sim_rig: Rig) -> None:
     """900 A through the inlet: the rise seen over Modbus tracks rise_ss * (1 - exp(-t/tau)) within 1 %.
 
     The instant the current started is bracketed by the last sample without current and the first
@@ -54,18 +54,18 @@ def test_contact_temperature_follows_the_first_order_step_response(bench: Simula
     p: BenchParameters = bench.model.params
     rise_ss = 900.0**2 * p.contact_resistance_ohm * p.contact_r_th_k_per_w  # 38.88 K
     seen: list[tuple[float, float]] = []
-    rig.listeners.append(lambda kind, s: seen.append((s.time_s, s.fixture.inlet_current))
+    sim_rig.listeners.append(lambda kind, s: seen.append((s.time_s, s.fixture.inlet_current))
                          if kind == "sample" and s.fixture is not None else None)
-    path = rig.path_for(voltage=10, current=900)
-    rig.connect(path)
-    rig.source(path, volts=8, current_limit=945)
-    rig.sink(path, LoadMode.CC, 900)
-    rig.wait_for(lambda s: s.fixture.inlet_current > 899, 10, "900 A")
+    path = sim_rig.path_for(voltage=10, current=900)
+    sim_rig.connect(path)
+    sim_rig.source(path, volts=8, current_limit=945)
+    sim_rig.sink(path, LoadMode.CC, 900)
+    sim_rig.wait_for(lambda s: s.fixture.inlet_current > 899, 10, "900 A")
     first_on = next(t for t, i in seen if i > 899)
     last_off = max(t for t, i in seen if t < first_on)
     for hold in (150, 300, 600, 1200):  # 0.5 to 4 time constants
-        rig.wait(hold - (rig.clock.now() - first_on))
-        sample = rig.sample()
+        sim_rig.wait(hold - (sim_rig.clock.now() - first_on))
+        sample = sim_rig.sample()
         measured = sample.fixture.contact_temp_dc_plus - p.ambient_c
         # The fixture is read a moment after the sample's timestamp: allow 0.5 s on the late side.
         low = rise_ss * (1 - math.exp(-(sample.time_s - first_on) / p.contact_tau_s))
@@ -86,28 +86,28 @@ def _cp_high(r_vehicle: float) -> float:
     (VehicleState.D, _cp_high(1 / (1 / 2740 + 1 / 270))),
     (VehicleState.E, 0.0),
 ])
-def test_cp_levels_follow_the_divider(rig: Rig, state: VehicleState, expected_high: float) -> None:
-    rig.fixture.set_pilot(CpMode.PWM, 50.0)
-    rig.fixture.set_vehicle_state(state)
-    f = rig.sample().fixture
+def test_cp_levels_follow_the_divider(sim_rig: Rig, state: VehicleState, expected_high: float) -> None:
+    sim_rig.fixture.set_pilot(CpMode.PWM, 50.0)
+    sim_rig.fixture.set_vehicle_state(state)
+    f = sim_rig.sample().fixture
     assert f.cp_high == pytest.approx(expected_high, abs=0.011)  # register resolution 10 mV
     assert f.cp_low == pytest.approx(0.0 if state is VehicleState.E else -12.0, abs=0.011)
 
 
-def test_cp_state_f_is_minus_12_v(rig: Rig) -> None:
-    rig.fixture.set_pilot(CpMode.NEGATIVE)
-    rig.fixture.set_vehicle_state(VehicleState.B)
-    f = rig.sample().fixture
+def test_cp_state_f_is_minus_12_v(sim_rig: Rig) -> None:
+    sim_rig.fixture.set_pilot(CpMode.NEGATIVE)
+    sim_rig.fixture.set_vehicle_state(VehicleState.B)
+    f = sim_rig.sample().fixture
     assert (f.cp_high, f.cp_low) == (pytest.approx(-12.0), pytest.approx(-12.0))
 
 
 @pytest.mark.parametrize(("connector", "r_connector"), [
     (Connector.UNPLUGGED, None), (Connector.LATCHED, 150.0), (Connector.BUTTON_PRESSED, 480.0),
 ])
-def test_pp_voltage_follows_the_divider(rig: Rig, connector: Connector, r_connector: float | None) -> None:
+def test_pp_voltage_follows_the_divider(sim_rig: Rig, connector: Connector, r_connector: float | None) -> None:
     r_down = 2700.0 if r_connector is None else 1 / (1 / 2700 + 1 / r_connector)
-    rig.fixture.set_connector(connector)
-    assert rig.sample().fixture.pp_voltage == pytest.approx(5 * r_down / (330 + r_down), abs=0.0011)
+    sim_rig.fixture.set_connector(connector)
+    assert sim_rig.sample().fixture.pp_voltage == pytest.approx(5 * r_down / (330 + r_down), abs=0.0011)
 
 
 class ManualClock(Clock):

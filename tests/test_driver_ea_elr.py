@@ -65,7 +65,7 @@ def test_a_refusal_part_way_stops_before_the_loosening_values() -> None:
     (lambda ld: ld.input_off(), checked("INP OFF")),
     (lambda ld: ld.emergency_off(), [("INP OFF", None)]),
     (lambda ld: ld.clear_protection(), checked("INP:PROT:CLE")),
-    (lambda ld: ld.close(), [("SYST:LOCK OFF", None)]),
+    (lambda ld: (setattr(ld, "remote_taken", True), ld.close()), [("SYST:LOCK OFF", None)]),
 ])
 def test_command_table(call, wire) -> None:
     with expected_protocol(driver(), wire) as load:

@@ -10,6 +10,7 @@ from instruments.errors import BadReply, ScpiError, SetpointRefused, WrongInstru
 from instruments.roles import Rating, SupplyProtection, SupplyReading
 from instruments.sim.bench import SimulatedBench
 from tests.protocol import checked, expected_protocol
+from tests.safe_bench import wait_until
 
 RATING = Rating(voltage=1500, current=60, power=30000)
 
@@ -119,3 +120,19 @@ def test_wrong_instrument_at_the_address_is_refused(bench: SimulatedBench) -> No
     psu = EaPsi("psu_hv", bench.servers["load_hv"].resource, RATING)  # a Chroma load answers there
     with pytest.raises(WrongInstrument, match=r"psu_hv: found Chroma 63210A-1200-100, expected a Elektro-Automatik"):
         psu.open()
+
+
+def test_a_read_only_session_never_releases_the_lock_of_a_run(bench: SimulatedBench) -> None:
+    """`rig monitor` opens without taking remote control; closing it must leave a run's lock alone."""
+    run = EaPsi("psu_hv", bench.servers["psu_hv"].resource, RATING)
+    run.open()
+    monitor = EaPsi("psu_hv", bench.servers["psu_hv"].resource, RATING)
+    monitor.open(prepare=False)
+    monitor.measure()
+    monitor.close()
+    try:
+        assert bench.servers["psu_hv"].dialect.locked
+        run.set_voltage(10)  # still accepted: no -221
+    finally:
+        run.close()
+    wait_until(lambda: not bench.servers["psu_hv"].dialect.locked, 2, "the run's own close to release the lock")

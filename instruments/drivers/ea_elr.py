@@ -33,7 +33,6 @@ reading the error queue: check on a unit).
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 from instruments.drivers.scpi_base import ScpiLoad
@@ -51,6 +50,7 @@ class EaElr(ScpiLoad):
     FAMILY = "Elektro-Automatik ELR 9000/10000 load"
     MODEL_PATTERN = re.compile(r"^ELR ?(9\d{3}|1\d{4})-\d+")
     DEFAULT_PORT = 5025
+    REMOTE_RELEASE = "SYST:LOCK OFF"
     SETTINGS = ScpiSettings(min_gap_s=0.005, idle_reconnect_s=4.0, max_commands_per_line=5)
     INPUT_ON = "INP ON"
     INPUT_OFF = "INP OFF"
@@ -62,12 +62,6 @@ class EaElr(ScpiLoad):
         if owner != "REMOTE":
             raise InstrumentFault(self.name, f"remote lock refused (owner {owner!r}); is the unit set to LOCAL?",
                                   "SYST:LOCK ON")
-
-    def close(self) -> None:
-        if self.transport.is_open:
-            with contextlib.suppress(InstrumentFault):  # closing anyway; the unit frees it on disconnect
-                self.transport.write("SYST:LOCK OFF")
-        super().close()
 
     def _set_mode(self, mode: LoadMode, level: float) -> None:
         x, amps, watts = self._n(level), self._n(self.rating.current), self._n(self.rating.power)

@@ -14,7 +14,6 @@ Dialect quirks this driver handles:
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 from instruments.drivers.scpi_base import ScpiSupply
@@ -30,6 +29,7 @@ class EaPsi(ScpiSupply):
     FAMILY = "Elektro-Automatik PSI 9000/10000 supply"
     MODEL_PATTERN = re.compile(r"^PSI ?(9\d{3}|1\d{4})-\d+")
     DEFAULT_PORT = 5025
+    REMOTE_RELEASE = "SYST:LOCK OFF"
     SETTINGS = ScpiSettings(min_gap_s=0.005, idle_reconnect_s=4.0, max_commands_per_line=5)
 
     def _take_remote_control(self) -> None:
@@ -41,12 +41,6 @@ class EaPsi(ScpiSupply):
                                   "SYST:LOCK ON")
         # The power set value also limits the output: open it to the rating so V and I alone govern.
         self._send(f"SOUR:POW {self._n(self.rating.power)}")
-
-    def close(self) -> None:
-        if self.transport.is_open:
-            with contextlib.suppress(InstrumentFault):  # closing anyway; the unit frees it on disconnect
-                self.transport.write("SYST:LOCK OFF")
-        super().close()
 
     def _set_voltage(self, volts: float) -> None:
         self._send(f"SOUR:VOLT {self._n(volts)}")

@@ -29,7 +29,6 @@ per message), and what ``OUTP?`` answers while a protection holds the output off
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 from instruments.drivers.scpi_base import ScpiSupply
@@ -60,18 +59,13 @@ class ItechIT6000C(ScpiSupply):
     FAMILY = "ITECH IT6000C supply"
     MODEL_PATTERN = re.compile(r"^IT6\d{3}C-\d+-\d+")
     DEFAULT_PORT = 30000
+    REMOTE_RELEASE = "SYST:LOC"
 
     def _take_remote_control(self) -> None:
         self.transport.write("*CLS")
         self._send("SYST:REM")
         if not self.transport.query("FUNC?").upper().startswith("VOLT"):
             self._send("FUNC VOLT")
-
-    def close(self) -> None:
-        if self.transport.is_open:
-            with contextlib.suppress(InstrumentFault):  # closing anyway
-                self.transport.write("SYST:LOC")
-        super().close()
 
     def _set_voltage(self, volts: float) -> None:
         self._send(f"VOLT {self._n(volts)}")

@@ -7,8 +7,10 @@ in ``instruments.scpi``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
+from instruments.errors import InstrumentError
 from instruments.roles import DCSupply, ElectronicLoad, Identity, Rating
 from instruments.scpi import ScpiSettings, ScpiTransport, format_number, parse_bool, parse_number
 
@@ -17,6 +19,8 @@ class ScpiInstrument:
     """Mixin: a SCPI transport plus the helpers drivers use to speak through it."""
 
     SETTINGS: ClassVar[ScpiSettings] = ScpiSettings()
+    #: Command that hands control back to the front panel on close (EA: SYST:LOCK OFF), if any.
+    REMOTE_RELEASE: ClassVar[str | None] = None
     #: The port the vendor uses for raw SCPI sockets (documentation and `rig sim`).
     DEFAULT_PORT: ClassVar[int] = 5025
     name: str
@@ -33,6 +37,7 @@ class ScpiInstrument:
 
     def _prepare(self) -> None:
         self._take_remote_control()
+        self.remote_taken = True
         # From now on, every reconnect (after a timeout, or an idle drop) takes remote control again.
         self.transport.on_reconnect = self._take_remote_control
 
@@ -41,6 +46,12 @@ class ScpiInstrument:
         self.transport.write("*CLS")
 
     def close(self) -> None:
+        # Release remote control only if this session took it: a read-only session (rig monitor)
+        # must never take the lock away from a run in progress on another connection.
+        if self.REMOTE_RELEASE and getattr(self, "remote_taken", False) and self.transport.is_open:
+            with contextlib.suppress(InstrumentError):  # closing anyway; units free it on disconnect
+                self.transport.write(self.REMOTE_RELEASE)
+        self.remote_taken = False
         self.transport.close()
 
     # -- helpers for drivers ---------------------------------------------------------------------

@@ -36,8 +36,12 @@ def _clamp_words(reg: fm.Register, value: float) -> list[int]:
 
 
 class FixtureServer:
-    def __init__(self, bench: BenchModel, unit_id: int = 1, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, bench: BenchModel, unit_id: int = 1, host: str = "127.0.0.1", port: int = 0,
+                 framer: str = "socket") -> None:
         self.bench = bench
+        #: pymodbus ``FramerType`` value: ``"socket"`` (Modbus TCP, the default) or ``"rtu"`` (RTU frames over
+        #: TCP, as a serial-to-Ethernet gateway passes them through).
+        self.framer = framer
         self.unit_id = unit_id
         self.host = host
         self.port = port
@@ -47,9 +51,11 @@ class FixtureServer:
 
     @property
     def resource(self) -> str:
-        return f"modbus+tcp://{self.host}:{self.port}"
+        scheme = "modbus+tcp" if self.framer == "socket" else "modbus+rtu-tcp"
+        return f"{scheme}://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        from pymodbus import FramerType
         from pymodbus.server import ModbusTcpServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -60,7 +66,7 @@ class FixtureServer:
         inputs = [SimData(fm.INPUT_BLOCK_START, count=fm.INPUT_BLOCK_COUNT, values=0,
                           datatype=DataType.REGISTERS)]
         device = SimDevice(id=self.unit_id, action=self._on_request, simdata=(bits, bits, holding, inputs))
-        self._server = ModbusTcpServer(device, address=(self.host, self.port))
+        self._server = ModbusTcpServer(device, address=(self.host, self.port), framer=FramerType(self.framer))
         await self._server.serve_forever(background=True)
         self.port = self._server.transport.sockets[0].getsockname()[1]
 

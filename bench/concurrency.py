@@ -1,0 +1,101 @@
+"""``concurrent_period_ms`` and ``sequential_period_ms``: three instruments that each answer 5 ms late.
+
+The rig's ``Sampler.sample_once()`` polls a supply (Keysight RP7900), a load (Chroma 63200A) and the
+fixture (Modbus) concurrently, one pool worker each, so a sample should cost the slowest instrument
+(5 ms + a round trip), not the sum (15 ms + three round trips, what the same three reads cost one
+after another). The latency is the simulator's per-request delay (``ServerFaults.latency_s`` and
+``ModbusFaults.latency_s``); the supply has no inter-message gap, so the gap rule does not mask the
+overlap. Back-to-back samples; the period is the median sample duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench import Figure
+from bench.sample_rate import open_instruments
+from bench.simproc import external_bench
+from bench.specs import no_gap_bench
+from instruments.roles import InletFixture, Instrument
+from instruments.sim.bench import SimulatedBench
+from rig.clock import Clock
+from rig.config import RigConfig
+from rig.sampler import Sampler
+
+LATENCY_S = 0.005
+GOAL_MS = 6.0
+THREE = ("psu_a", "load_a", "inlet")
+
+
+def _read(inst: Instrument) -> object:
+    return inst.read() if isinstance(inst, InletFixture) else inst.measure()  # type: ignore[attr-defined]
+
+
+def _median_ms(step: object, n: int) -> tuple[float, float]:
+    durations = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()  # type: ignore[operator]
+        durations.append(time.perf_counter() - t0)
+    durations.sort()
+    return statistics.median(durations) * 1000, durations[int(0.95 * (len(durations) - 1))] * 1000
+
+
+def _periods(config: RigConfig, n: int, before: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Median concurrent (sampler) and sequential sample durations of the three instruments."""
+    everything = open_instruments(config)
+    three = {name: everything[name] for name in THREE}
+    sampler = Sampler(three, Clock(1.0), 1.0, lambda s: None)
+    try:
+        for _ in range(10):
+            sampler.sample_once()
+        if before is not None:
+            before()
+        con: list[float] = []
+        con95: list[float] = []
+        seq: list[float] = []
+        for _ in range(2):  # alternate, so machine load hits both alike
+            median, p95 = _median_ms(sampler.sample_once, n // 2)
+            con.append(median)
+            con95.append(p95)
+            seq.append(_median_ms(lambda: [_read(i) for i in three.values()], n // 6)[0])
+        errors = sampler.sample_once().errors
+    finally:
+        sampler.stop()
+        for inst in everything.values():
+            with contextlib.suppress(Exception):
+                inst.close()
+    return {"concurrent_ms": statistics.median(con), "p95_ms": max(con95), "sequential_ms": statistics.median(seq),
+            "errors": {k: str(v) for k, v in errors.items()}}
+
+
+def run(quick: bool) -> list[Figure]:
+    n = 60 if quick else 400
+    with SimulatedBench(spec=no_gap_bench(), clock=Clock(1.0)) as bench:
+        def slow_down() -> None:
+            for name in THREE[:2]:
+                bench.servers[name].faults.latency_s = LATENCY_S
+            bench.fixture.faults.latency_s = LATENCY_S
+
+        local = _periods(bench.config(), n, slow_down)
+    with external_bench("no_gap", LATENCY_S) as config:
+        ext = _periods(config, n)
+    concurrent, sequential = local["concurrent_ms"], local["sequential_ms"]
+    what = "Keysight RP7900 supply, Chroma 63200A load, fixture (Modbus TCP), each answering 5 ms late"
+    note = (f"{what}; simulator in this process; with the simulator in its own process: "
+            f"{ext['concurrent_ms']:.2f} ms")
+    errors = {**local["errors"], **ext["errors"]}
+    if errors:
+        note += f"; errors: {errors}"
+    return [
+        Figure("concurrent_period_ms", concurrent, "ms", GOAL_MS, "<=", note,
+               {"p95_ms": local["p95_ms"], "latency_ms": LATENCY_S * 1000, "instruments": list(THREE),
+                "ext_simulator_ms": ext["concurrent_ms"], "ext_simulator_p95_ms": ext["p95_ms"]}),
+        Figure("sequential_period_ms", sequential, "ms", None, "<=",
+               "the same three reads one after another on one thread (for comparison; no goal)",
+               {"speedup": sequential / concurrent, "ext_simulator_ms": ext["sequential_ms"]}),
+    ]

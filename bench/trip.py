@@ -1,0 +1,169 @@
+"""``trip_latency_ms`` / ``trip_latency_periods``: from a limit excursion in the model to ``OUTP OFF``
+arriving at the simulated supply, in real time (clock scale 1).
+
+A ``Rig`` runs its sampler on the default NACS bench (sample period ``PERIOD_S``), the high-voltage path
+is energised (EA PSI supply at 100 V, Chroma load at 1 A CC), then the DC+ contact's temperature in the
+model is stepped above ``rig.limits.max_temperature`` under the model's lock: the instant it is set is
+``t0``. Every SCPI server's ``dialect.handle_line`` is wrapped (here, not in the dialect) to stamp the
+real time each line is handled; the figure is the first ``OUTP OFF`` at the energised supply minus t0.
+A rig listener stamps the ``trip`` event too, which splits the latency into detection (the next sample
+must see the excursion) and shutdown (loads off, then supplies off, through each unit's transport).
+
+Half of the trials step the temperature at a random instant; the other half right after the fixture
+has answered a read (from inside the simulated fixture's ``input_values``), so the sample in flight
+misses the excursion and the next one must catch it: the worst phase. The figure is the worst trial;
+the goal is one sample period plus one round trip (the median duration of one full sample, spaced as
+the sampler spaces them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import statistics
+import threading
+import time
+from typing import Any
+
+from bench import Figure
+from bench.specs import describe
+from instruments.roles import LoadMode
+from instruments.sim.bench import SimulatedBench, nacs_bench
+from rig.clock import Clock
+from rig.session import Rig
+
+PERIOD_S = 0.05
+VOLTS, LOAD_AMPS = 100.0, 1.0
+
+
+class _Stamps:
+    """Real-time stamps of lines reaching the simulated instruments and of rig events."""
+
+    def __init__(self, bench: SimulatedBench) -> None:
+        self.lines: list[tuple[float, str, str]] = []
+        self.trip_at: float | None = None
+        self.lock = threading.Lock()
+        for name, server in bench.servers.items():
+            server.dialect.handle_line = self._wrap(name, server.dialect.handle_line)  # type: ignore[method-assign]
+
+    def _wrap(self, name: str, handle: Any) -> Any:
+        def handle_line(line: str) -> str | None:
+            with self.lock:
+                self.lines.append((time.perf_counter(), name, line))
+            return handle(line)
+        return handle_line
+
+    def listener(self, kind: str, payload: Any) -> None:
+        if kind == "trip" and self.trip_at is None:
+            self.trip_at = time.perf_counter()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.lines.clear()
+        self.trip_at = None
+
+    def first(self, unit: str, command: str) -> float | None:
+        with self.lock:
+            return next((t for t, name, line in self.lines if name == unit and line.upper() == command), None)
+
+
+def _round_trip_s(rig: Rig, n: int) -> float:
+    """Median duration of one full sample of the bench, samples spaced as the sampler spaces them."""
+    durations = []
+    for _ in range(n):
+        time.sleep(PERIOD_S / 5)
+        t0 = time.perf_counter()
+        rig.sampler.sample_once()
+        durations.append(time.perf_counter() - t0)
+    return statistics.median(durations)
+
+
+def run(quick: bool) -> list[Figure]:
+    trials = 4 if quick else 16
+    clock = Clock(1.0)
+    rng = random.Random(3400)
+    results: list[dict[str, float]] = []
+    with SimulatedBench(clock=clock) as bench:
+        stamps = _Stamps(bench)
+        model = bench.model
+        armed = threading.Event()
+        excursion: dict[str, float] = {}
+        limit = 0.0
+
+        def excursion_now() -> None:
+            with model.lock:
+                model.advance()
+                model.contacts["DC+"].node.temperature = limit + 10.0
+                excursion["t0"] = time.perf_counter()
+
+        serve_inputs = bench.fixture.input_values
+
+        def input_values() -> dict[str, float]:  # the worst phase: just after a read was served
+            values = serve_inputs()
+            if armed.is_set():
+                armed.clear()
+                excursion_now()
+            return values
+
+        bench.fixture.input_values = input_values  # type: ignore[method-assign]
+        config = bench.config()
+        config = dataclasses.replace(config, safety=dataclasses.replace(config.safety, sample_period=PERIOD_S))
+        with Rig(config, clock=clock) as rig:
+            rig.listeners.append(stamps.listener)
+            limit = rig.limits.max_temperature.value
+            round_trip = _round_trip_s(rig, 10 if quick else 40)
+            for k in range(trials):
+                path = rig.path_for(VOLTS, LOAD_AMPS)
+                rig.connect(path)
+                rig.source(path, VOLTS, current_limit=LOAD_AMPS * 2)
+                rig.sink(path, LoadMode.CC, LOAD_AMPS)
+                time.sleep(3 * PERIOD_S)
+                stamps.clear()
+                excursion.clear()
+                worst_phase = k % 2 == 1
+                if worst_phase:
+                    armed.set()
+                else:
+                    time.sleep(rng.uniform(0, PERIOD_S))
+                    excursion_now()
+                deadline = time.perf_counter() + 2.0
+                off = None
+                while time.perf_counter() < deadline and off is None:
+                    time.sleep(0.002)
+                    off = stamps.first(path.supply.name, "OUTP OFF")
+                t0 = excursion.get("t0")
+                if off is not None and t0 is not None and stamps.trip_at is not None:
+                    results.append({"latency": off - t0, "detection": stamps.trip_at - t0,
+                                    "shutdown": off - stamps.trip_at, "worst_phase": float(worst_phase)})
+                armed.clear()
+                with model.lock:
+                    model.advance()
+                    model.contacts["DC+"].node.temperature = model.params.ambient_c
+                time.sleep(0.05)  # let the trip's safe state finish before re-arming
+                rig.rearm()
+            supply = path.supply.name
+    if not results:
+        nan = float("nan")
+        return [Figure("trip_latency_ms", nan, "ms", PERIOD_S * 1000, "<=", "no trip was observed"),
+                Figure("trip_latency_periods", nan, "periods", 1.0, "<=", "no trip was observed")]
+    worst = max(r["latency"] for r in results)
+    goal_s = PERIOD_S + round_trip
+    ms = [r["latency"] * 1000 for r in results]
+    detail = {
+        "period_ms": PERIOD_S * 1000, "round_trip_ms": round_trip * 1000, "trials": len(results),
+        "median_ms": statistics.median(ms),
+        "worst_phase_median_ms": statistics.median([r["latency"] * 1000 for r in results if r["worst_phase"]]
+                                                   or [float("nan")]),
+        "detection_ms_of_worst": 1000 * max(results, key=lambda r: r["latency"])["detection"],
+        "shutdown_ms_of_worst": 1000 * max(results, key=lambda r: r["latency"])["shutdown"],
+        "shutdown_median_ms": statistics.median(r["shutdown"] * 1000 for r in results),
+        "bench": describe(nacs_bench()), "supply": supply,
+    }
+    note = (f"worst of {len(results)} trials (half at the worst phase); period {PERIOD_S * 1000:g} ms, "
+            f"round trip {round_trip * 1000:.1f} ms; median {detail['median_ms']:.1f} ms; OUTP OFF at {supply} "
+            f"(EA PSI) {detail['shutdown_median_ms']:.1f} ms after the trip (median)")
+    return [
+        Figure("trip_latency_ms", worst * 1000, "ms", goal_s * 1000, "<=", note, detail),
+        Figure("trip_latency_periods", worst / PERIOD_S, "periods", goal_s / PERIOD_S, "<=",
+               "trip_latency_ms in sample periods; goal 1 period + 1 round trip", {}),
+    ]

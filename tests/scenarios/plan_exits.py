@@ -1,0 +1,34 @@
+"""Synthetic plans for tests/test_safety_exits.py (not collected by the suite: the file name does not
+start with test_). Each leaves a run a different way while the bench is energised."""
+
+from __future__ import annotations
+
+from rig.steps import energise
+
+
+def _energise(rig) -> None:
+    energise(rig, 400.0, load_amps=10.0)  # the high-voltage path, 400 V, 10 A through the inlet
+    rig.wait(1.0)
+    assert rig.sample().fixture.inlet_current > 9.0
+
+
+def test_pass(rig, check) -> None:
+    _energise(rig)
+    check("pp.unplugged", rig.sample().fixture.pp_voltage)
+
+
+def test_failed_assertion(rig) -> None:
+    _energise(rig)
+    assert rig.sample().fixture.inlet_current > 1e6, "deliberately failing assertion"
+
+
+def test_exception(rig) -> None:
+    _energise(rig)
+    raise RuntimeError("deliberate exception in a plan")
+
+
+def test_long_hold(rig, check) -> None:
+    """Energised, one measurement recorded, then a hold far longer than any test waits for."""
+    _energise(rig)
+    check("pp.unplugged", rig.sample().fixture.pp_voltage)
+    rig.wait(1e9)
