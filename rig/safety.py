@@ -40,6 +40,9 @@ def trip_reason(sample: Sample, limits: LiveLimits) -> str | None:
             return "fixture heartbeat watchdog tripped"
         if not fixture.safety_chain_ok:
             return "fixture safety chain not OK (trip latched)"
+    for name, reading in [*sample.supplies().items(), *sample.loads().items()]:
+        if reading.protection:  # the unit protected itself: whatever made it do so, the bench is in doubt
+            return f"instrument protection: {name} {reading.protection} latched"
     energised = sample.energised
     if fixture is not None and energised and fixture.sensor_open:
         return f"temperature sensor open: {', '.join(sorted(fixture.sensor_open))} (temperature unknown)"
