@@ -141,6 +141,7 @@ class Rig:
         self.activity: Any = None
         self.safe_reports: list[SafeStateReport] = []
         self._tripped = threading.Event()
+        self._armed_since = float("-inf")  # rig time of the last re-arm: older samples are stale
         self._expected_trip: str | None = None
         self._safe_lock = threading.Lock()
         self._sampler: Sampler | None = None
@@ -266,7 +267,9 @@ class Rig:
     def _on_sample(self, sample: Sample) -> None:
         self._notify("sample", sample)
         reason = trip_reason(sample, self.limits)
-        if reason is not None and self.trip is None:
+        # A sample begun before the last re-arm may carry readings from before it (e.g. a protection
+        # since cleared): it must not trip the rig again.
+        if reason is not None and self.trip is None and sample.time_s >= self._armed_since:
             self._trip(reason)
 
     def _trip(self, reason: str) -> None:
@@ -501,6 +504,7 @@ class Rig:
                            "is the E-stop pressed or the interlock loop open?") from None
         for unit in self._power_units():
             unit.clear_protection()
+        self._armed_since = self.clock.now()
         self.trip = None
         self._tripped.clear()
         self.wait_for(lambda s: s.fixture is not None and s.fixture.safety_chain_ok
