@@ -24,6 +24,12 @@ class ConfigError(ValueError):
     """A config or profile is malformed; the message is one line: file: key: expected ..., got ..."""
 
 
+def printable(text: object) -> str:
+    """A key or file name for a one-line message: quoted when it holds newlines or control characters."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)
+
+
 @dataclass(frozen=True)
 class InstrumentConfig:
     name: str
@@ -102,7 +108,7 @@ class _Reader:
     def fail(self, key: str, expected: str, got: Any = ...) -> ConfigError:
         key_path = f"{self.where}.{key}" if self.where else key
         suffix = "" if got is ... else f", got {got!r}"
-        return ConfigError(f"{self.source}: {key_path}: expected {expected}{suffix}")
+        return ConfigError(f"{printable(self.source)}: {printable(key_path)}: expected {printable(expected)}{suffix}")
 
     def only(self, *allowed: str) -> None:
         for key in self.table:

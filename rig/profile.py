@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rig.config import ConfigError
+from rig.config import ConfigError, printable
 
 DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "test_plans" / "profiles" / "j3400.toml"
 CONFIDENCE = ("H", "M-H", "M", "L", "calc")
@@ -105,7 +105,8 @@ def load_profile(path: str | Path | None = None) -> Profile:
 
 
 def _fail(source: str, key: str, expected: str, got: Any = ...) -> ConfigError:
-    return ConfigError(f"{source}: {key}: expected {expected}" + ("" if got is ... else f", got {got!r}"))
+    return ConfigError(f"{printable(source)}: {printable(key)}: expected {printable(expected)}"
+                       + ("" if got is ... else f", got {got!r}"))
 
 
 def _number(source: str, key: str, value: Any) -> float:
