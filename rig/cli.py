@@ -390,7 +390,8 @@ def monitor(rig_file: Path | None, sim: bool, rate: float, count: int | None) ->
         else:
             while count is None or taken < count:
                 sample = sampler.sample_once()
-                out.print("  ".join(f"{n}.{q}={v}" for n, q, v in reading_rows(sample)), highlight=False)
+                click.echo(f"{_time.strftime('%H:%M:%S')}  "
+                           + "  ".join(f"{n}.{q}={v}" for n, q, v in reading_rows(sample)))
                 taken += 1
                 if count is None or taken < count:
                     _time.sleep(1 / rate)
