@@ -88,7 +88,7 @@ def _sigterm_runs_teardown() -> None:
 # --- the run ----------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # identity, not value: it is registered as a pytest plugin (pluggy keeps plugins in sets)
 class RigRun:
     """One pytest session's rig, bench, profile, DUT and results folder."""
 
@@ -385,19 +385,37 @@ class Prompt:
         self.request = request
 
     def __call__(self, text: str) -> bool:
-        auto = self.run.config.getoption("yes") or not sys.stdin.isatty()
-        if auto:
-            answer, how = True, "--yes" if self.run.config.getoption("yes") else "no terminal"
+        if self.run.config.getoption("yes"):
+            answer, how = True, "--yes"
         else:
-            capture = self.request.config.pluginmanager.getplugin("capturemanager")
-            with capture.global_and_fixture_disabled():
-                reply = input(f"\n>>> {text} [y/N] ").strip().lower()
-            answer, how = reply in ("y", "yes"), "operator"
+            manager = self.request.config.pluginmanager
+            # pytest redirects stdin (fd 0 and sys.stdin) while a test runs: give the terminal back as its
+            # debugger does (in_=True), then ask the real stdin whether a person is there.
+            capture = manager.getplugin("capturemanager")
+            capture.suspend_global_capture(in_=True)
+            try:
+                if sys.stdin is None or not sys.stdin.isatty():
+                    answer, how = True, "no terminal"
+                else:
+                    answer, how = self._ask(text, manager), "operator"
+            finally:
+                capture.resume_global_capture()
         self.run.recorder.append("prompts", {"test": self.request.node.nodeid, "text": text, "answer": answer,
                                              "answered_by": how, "time": dt.datetime.now().astimezone().isoformat()})
         if not answer:
             pytest.fail(f"operator declined: {text}", pytrace=False)
         return answer
+
+    @staticmethod
+    def _ask(text: str, manager: Any) -> bool:
+        displays = [p for p in manager.get_plugins() if hasattr(p, "pause_display")]  # rig run's live view
+        for display in displays:
+            display.pause_display()
+        try:
+            return input(f"\n>>> {text} [y/N] ").strip().lower() in ("y", "yes")
+        finally:
+            for display in displays:
+                display.resume_display()
 
 
 @pytest.fixture

@@ -124,6 +124,15 @@ class Progress:
 
     # -- live display ----------------------------------------------------------------------------
 
+    def pause_display(self) -> None:
+        """Stop redrawing while the operator answers a prompt."""
+        if self._live is not None:
+            self._live.stop()
+
+    def resume_display(self) -> None:
+        if self._live is not None:
+            self._live.start()
+
     def _checks_for(self, nodeid: str) -> list[Any]:
         item = getattr(self, "_items", {}).get(nodeid)
         return list(item.stash.get(CHECKS_KEY, [])) if item is not None else []

@@ -14,7 +14,7 @@ TRIGGERS = [
 
 
 @pytest.mark.parametrize(("trigger", "reason"), TRIGGERS)
-def test_emergency_shutdown(rig, profile, check, trigger: str, reason: str) -> None:
+def test_emergency_shutdown(rig, profile, check, prompt, trigger: str, reason: str) -> None:
     """Energise the high-voltage path at the shutdown test voltage and current, then let the fixture's
     test relay press E-stop (or break the interlock loop). The fixture times, from the event, the
     inlet current falling below the threshold and the inlet voltage falling below 60 V; the rig must
@@ -23,6 +23,8 @@ def test_emergency_shutdown(rig, profile, check, trigger: str, reason: str) -> N
     Profile: shutdown.test_voltage, shutdown.test_current, shutdown.current_threshold;
     limits shutdown.current_time (ms), shutdown.voltage_time (ms).
     """
+    prompt(f"The fixture will {'press the E-stop' if trigger == 'estop' else 'open the interlock loop'} "
+           "with current flowing. Enclosure closed and everyone clear of the bench?")
     amps = profile.value("shutdown.test_current")
     energise(rig, profile.value("shutdown.test_voltage"), amps)
     rig.fixture.set_shutdown_threshold(profile.value("shutdown.current_threshold"))

@@ -22,11 +22,13 @@ def contact_resistances(rig, profile) -> dict[str, float]:
             "DC-": fixture.drop_dc_minus_mv / 1000 / fixture.inlet_current}
 
 
-def test_contact_resistance_before_endurance(rig, profile, check, run_store) -> None:
+def test_contact_resistance_before_endurance(rig, profile, check, prompt, run_store) -> None:
     """Millivolt drop of DC+ and DC- at the test current, before endurance (the baseline).
 
     Profile: contact.test_current, endurance.source_voltage; limit contact.resistance (Ω).
     """
+    prompt("Fit the 4-wire millivolt leads and the thermocouples on the DC+ and DC- contacts, connect the "
+           "high-current cables to the inlet and close the enclosure. Ready?")
     resistances = contact_resistances(rig, profile)
     for pole, ohms in resistances.items():
         check("contact.resistance", ohms, name=f"contact.resistance[{pole} before]")

@@ -24,7 +24,7 @@ def energise(bench: SimulatedBench, config: Path) -> None:
     rig.source(path, 400, 6)
     rig.sink(path, LoadMode.CC, 5)
     rig.sampler.stop()
-    rig._heartbeat.stop(disarm=True)  # noqa: SLF001 - simulate a session that vanished without its safe state
+    rig._heartbeat.stop(disarm=True)  # a session that vanished without its safe state
     rig.close_instruments()
 
 
