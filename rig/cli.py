@@ -253,7 +253,7 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
 
     import pytest
 
-    from rig.display import console
+    from rig.display import console, real_stdout
     from rig.errors import EXIT_FAIL, EXIT_PASS
     from rig.progress import Progress
     from rig.recorder import run_id
@@ -273,9 +273,12 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     args += [a for fault in sim_faults for a in ("--sim-fault", fault)]
     args += ["--yes"] if yes else []
     args += ["--allow-expired-calibration"] if allow_expired_calibration else []
-    out = console()
+    out = console(file=real_stdout())
     progress = Progress(out, live=out.is_terminal and not plain)
-    code = pytest.main(args, plugins=[progress])
+    try:
+        code = pytest.main(args, plugins=[progress])
+    finally:
+        out.file.flush()
     run_state = progress.run
     outcome = run_state.recorder.metadata["outcome"] if run_state and run_state.recorder else None
     if code == pytest.ExitCode.OK:

@@ -6,12 +6,25 @@ import sys
 from typing import Any
 
 
-def console(stderr: bool = False) -> Any:
+def console(stderr: bool = False, file: Any = None) -> Any:
     from rich.console import Console
 
-    tty = (sys.stderr if stderr else sys.stdout).isatty()
+    stream = file or (sys.stderr if stderr else sys.stdout)
+    tty = stream.isatty()
     # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs can be wide.
-    return Console(stderr=stderr, highlight=False, width=None if tty else 160)
+    return Console(file=file, stderr=stderr, highlight=False, width=None if tty else 160)
+
+
+def real_stdout() -> Any:
+    """A second handle on this process's stdout that pytest's output capture cannot redirect.
+
+    While tests run, pytest points fd 1 (and sys.stdout) at a temporary file; a progress display
+    writing from its own thread must keep writing to the terminal or log the user is watching.
+    """
+    import os
+
+    sys.stdout.flush()
+    return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
 
 
 def status_style(status: str) -> str:

@@ -168,7 +168,6 @@ class Progress:
                            f"{fmt_duration(activity.duration)}{readings}", highlight=False, markup=False)
 
     def _render(self) -> Any:
-        from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
@@ -177,14 +176,15 @@ class Progress:
         passed = sum(t.outcome == "passed" for t in done)
         failed = sum(t.outcome in ("failed", "error") for t in done)
         skipped = sum(t.outcome == "skipped" for t in done)
-        head = Text.assemble(
-            ("rig run ", "bold"), f"{len(done)}/{self.total} tests  ",
-            (f"{passed} passed ", "green"), (f"{failed} failed ", "red" if failed else "dim"),
-            (f"{skipped} skipped", "yellow" if skipped else "dim"),
-        )
-        parts: list[Any] = [head, ProgressBar(total=max(self.total, 1), completed=len(done), width=60)]
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        grid.add_row("rig run", Text.assemble(
+            f"{len(done)}/{self.total} tests  ", (f"{passed} passed ", "green"),
+            (f"{failed} failed ", "red" if failed else "dim"), (f"{skipped} skipped", "yellow" if skipped else "dim")))
+        grid.add_row("", ProgressBar(total=max(self.total, 1), completed=len(done), width=50))
         if self.current is not None:
-            parts.append(Text(f"now: {short_name(self.current.nodeid)}", style="cyan"))
+            grid.add_row("now", Text(short_name(self.current.nodeid), style="cyan"))
         rig = getattr(self.run, "rig", None)
         if rig is not None and rig.activity is not None:
             now = rig.clock.now()
@@ -193,11 +193,12 @@ class Progress:
             label = f"{a.label}: {fmt_duration(a.elapsed(now))} elapsed"
             if remaining is not None:
                 label += f", at most {fmt_duration(remaining)} to go"
-                parts.append(ProgressBar(total=a.duration, completed=min(a.elapsed(now), a.duration), width=60))
-            parts.append(Text(label))
+            grid.add_row("hold", Text(label))
+            if a.duration:
+                grid.add_row("", ProgressBar(total=a.duration, completed=min(a.elapsed(now), a.duration), width=50))
         if rig is not None:
-            parts.append(readings_table(rig, Table))
-        return Group(*parts)
+            grid.add_row("readings", readings_line(rig))
+        return grid
 
     # -- summary ---------------------------------------------------------------------------------
 
@@ -226,22 +227,19 @@ class Progress:
             c.print(f"results: {self.run.folder}")
 
 
-def readings_table(rig: Any, table_type: Any) -> Any:
+def readings_line(rig: Any) -> Any:
     """Bus voltage, inlet current and the hottest contact against its trip limit, from the last sample."""
-    table = table_type(show_header=True, box=None, pad_edge=False)
-    for column in ("bus voltage", "inlet current", "hottest contact", "trip limit"):
-        table.add_column(column)
+    from rich.text import Text
+
     sample = rig.sampler.latest if rig._sampler is not None else None
     fixture = sample.fixture if sample is not None else None
     if fixture is None:
-        table.add_row("-", "-", "-", "-")
-        return table
+        return Text("-")
     hottest = fixture.hottest_contact
     limit = rig.limits.max_temperature.value
     style = "red" if not math.isnan(hottest) and hottest > limit - 10 else "green"
-    table.add_row(f"{fixture.inlet_voltage:.1f} V", f"{fixture.inlet_current:.1f} A",
-                  f"[{style}]{hottest:.1f} °C[/]", f"{limit:g} °C")
-    return table
+    return Text.assemble(f"bus {fixture.inlet_voltage:.1f} V   inlet {fixture.inlet_current:.1f} A   "
+                         "hottest contact ", (f"{hottest:.1f} °C", style), f" (trip at {limit:g} °C)")
 
 
 def fmt_duration(seconds: float) -> str:

@@ -128,3 +128,15 @@ def test_run_refuses_an_expired_calibration_unless_overridden_and_records_it(
     meta = run_json(tmp_path / "results")
     assert meta["calibration_override"] is True
     assert meta["instruments"]["load_hv"]["calibration_due"] == str(dt.date.today() - dt.timedelta(days=3))
+
+
+def test_on_a_terminal_the_live_display_shows_the_hold_and_readings_while_tests_run(tmp_path: Path) -> None:
+    """The display writes from its own thread while pytest captures the test's output: it must still
+    reach the terminal (it once did not)."""
+    _, screen = run_in_terminal(
+        [sys.executable, "-m", "rig", "run", "test_plans/test_endurance.py", "-k", "temperature", "--sim",
+         "--time-scale", "400", "--dut", "LIVE", "--results", str(tmp_path)], answer="y")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert "hold     endurance at 900 A:" in text and "elapsed, at most" in text
+    assert re.search(r"readings bus \d+\.\d V   inlet 900\.0 A   hottest contact \d+\.\d °C \(trip at 90 °C\)", text)
+    assert "PASS: 1 passed" in text
