@@ -21,10 +21,15 @@ def real_stdout() -> Any:
     While tests run, pytest points fd 1 (and sys.stdout) at a temporary file; a progress display
     writing from its own thread must keep writing to the terminal or log the user is watching.
     """
+    import io
     import os
 
     sys.stdout.flush()
-    return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, io.UnsupportedOperation):  # an in-memory stream (click's CliRunner): no capture to dodge
+        return sys.stdout
+    return os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace")
 
 
 def status_style(status: str) -> str:
