@@ -4,11 +4,13 @@ Every figure is a measurement against a goal, printed with the ratio to its goal
 an assertion: the numbers depend on the machine (see ``docs/performance.md`` for the figures and how
 each one is taken). One module per figure:
 
-- ``bench.sample_rate``: the rig's sampler vs a hand-written pyvisa + pymodbus loop (``sample_rate_ratio``)
+- ``bench.sample_rate``: the rig's sampler vs a hand-written pyvisa + pymodbus loop (``sample_rate_ratio``
+  on the default bench; ``sample_rate_ratio_no_gap`` and ``..._no_gap_ext`` on a bench without EA gaps, the
+  simulator in this process and in its own)
 - ``bench.concurrency``: sample period of three instruments at 5 ms latency (``concurrent_period_ms``,
   ``sequential_period_ms``)
 - ``bench.trip``: limit excursion in the model to ``OUTP OFF`` at the supply (``trip_latency_ms``,
-  ``trip_latency_periods``)
+  ``trip_latency_periods``; ``trip_latency_ms_no_gap`` with a supply without the EA gap)
 - ``bench.cli_runs``: ``rig run`` / ``rig --help`` timed in subprocesses (``endurance_1h_wall_s``,
   ``suite_wall_s``, ``cli_help_s``)
 - ``bench.recorder_memory``: RSS growth over one million recorded samples (``rss_growth_mb_1m_samples``,
@@ -92,6 +94,7 @@ FIGURES = (
     "sequential_period_ms",
     "trip_latency_ms",
     "trip_latency_periods",
+    "trip_latency_ms_no_gap",
     "endurance_1h_wall_s",
     "suite_wall_s",
     "cli_help_s",

@@ -6,20 +6,29 @@ fixture (Modbus) concurrently, one pool worker each, so a sample should cost the
 after another). The latency is the simulator's per-request delay (``ServerFaults.latency_s`` and
 ``ModbusFaults.latency_s``); the supply has no inter-message gap, so the gap rule does not mask the
 overlap. Back-to-back samples; the period is the median sample duration.
+
+Beside it, for the diagnosis: the slowest of the three read alone, and the floor of this simulator (one
+thread writes all three requests before reading any reply, so nothing but the simulator is in the way).
+The same is measured with the simulator in its own process (``bench.simproc``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import statistics
+import struct
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from bench import Figure
+from bench.hand_loop import MEASURE_LINES, parse_floats
 from bench.sample_rate import open_instruments
 from bench.simproc import external_bench
 from bench.specs import no_gap_bench
+from instruments import fixture_map as fm
 from instruments.roles import InletFixture, Instrument
 from instruments.sim.bench import SimulatedBench
 from rig.clock import Clock
@@ -35,14 +44,52 @@ def _read(inst: Instrument) -> object:
     return inst.read() if isinstance(inst, InletFixture) else inst.measure()  # type: ignore[attr-defined]
 
 
-def _median_ms(step: object, n: int) -> tuple[float, float]:
+def _median_ms(step: Callable[[], object], n: int) -> tuple[float, float]:
+    """Median and 95th percentile duration of ``step`` over ``n`` calls, in ms."""
     durations = []
     for _ in range(n):
         t0 = time.perf_counter()
-        step()  # type: ignore[operator]
+        step()
         durations.append(time.perf_counter() - t0)
     durations.sort()
     return statistics.median(durations) * 1000, durations[int(0.95 * (len(durations) - 1))] * 1000
+
+
+def pipelined_floor_ms(config: RigConfig, n: int) -> float:
+    """The floor any client can reach on this simulator: one thread sends all three requests (two SCPI
+    lines with pyvisa, one Modbus TCP frame on a raw socket), then reads the three replies. Median ms."""
+    import pyvisa
+
+    rm = pyvisa.ResourceManager("@py")
+    scpi = [(rm.open_resource(config.instruments[name].resource, read_termination="\n",
+                              write_termination="\n", timeout=2000),
+             MEASURE_LINES[config.instruments[name].driver]) for name in THREE[:2]]
+    host, port = config.fixture.resource.split("://", 1)[1].rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=2)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reply_bytes = 9 + 2 * fm.INPUT_BLOCK_COUNT  # MBAP (7) + function + byte count + registers
+    try:
+        def once(tid: int = 0) -> None:
+            for resource, line in scpi:
+                resource.write(line)
+            sock.sendall(struct.pack(">HHHBBHH", tid, 0, 6, config.fixture.unit_id, 4, fm.INPUT_BLOCK_START,
+                                     fm.INPUT_BLOCK_COUNT))
+            for resource, _ in scpi:
+                parse_floats(resource.read())
+            got = b""
+            while len(got) < reply_bytes:
+                chunk = sock.recv(reply_bytes - len(got))
+                if not chunk:
+                    raise ConnectionError("the fixture closed the connection")
+                got += chunk
+
+        for _ in range(5):
+            once()
+        return _median_ms(once, n)[0]
+    finally:
+        for resource, _ in scpi:
+            resource.close()
+        sock.close()
 
 
 def _periods(config: RigConfig, n: int, before: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -64,17 +111,20 @@ def _periods(config: RigConfig, n: int, before: Callable[[], None] | None = None
             con95.append(p95)
             seq.append(_median_ms(lambda: [_read(i) for i in three.values()], n // 6)[0])
         errors = sampler.sample_once().errors
+        singles = [_median_ms(partial(_read, i), max(10, n // 10))[0] for i in three.values()]
+        floor = pipelined_floor_ms(config, max(20, n // 4))
     finally:
         sampler.stop()
         for inst in everything.values():
             with contextlib.suppress(Exception):
                 inst.close()
     return {"concurrent_ms": statistics.median(con), "p95_ms": max(con95), "sequential_ms": statistics.median(seq),
+            "slowest_single_ms": max(singles), "pipelined_floor_ms": floor,
             "errors": {k: str(v) for k, v in errors.items()}}
 
 
 def run(quick: bool) -> list[Figure]:
-    n = 60 if quick else 400
+    n = 60 if quick else 200
     with SimulatedBench(spec=no_gap_bench(), clock=Clock(1.0)) as bench:
         def slow_down() -> None:
             for name in THREE[:2]:
@@ -86,15 +136,20 @@ def run(quick: bool) -> list[Figure]:
         ext = _periods(config, n)
     concurrent, sequential = local["concurrent_ms"], local["sequential_ms"]
     what = "Keysight RP7900 supply, Chroma 63200A load, fixture (Modbus TCP), each answering 5 ms late"
-    note = (f"{what}; simulator in this process; with the simulator in its own process: "
-            f"{ext['concurrent_ms']:.2f} ms")
+    note = (f"{what}; simulator in this process. Slowest instrument alone {local['slowest_single_ms']:.2f} ms; "
+            f"floor (one thread, all requests sent before any reply is read) {local['pipelined_floor_ms']:.2f} ms; "
+            f"simulator in its own process: {ext['concurrent_ms']:.2f} ms (floor {ext['pipelined_floor_ms']:.2f} ms)")
     errors = {**local["errors"], **ext["errors"]}
     if errors:
         note += f"; errors: {errors}"
     return [
         Figure("concurrent_period_ms", concurrent, "ms", GOAL_MS, "<=", note,
                {"p95_ms": local["p95_ms"], "latency_ms": LATENCY_S * 1000, "instruments": list(THREE),
-                "ext_simulator_ms": ext["concurrent_ms"], "ext_simulator_p95_ms": ext["p95_ms"]}),
+                "slowest_single_ms": local["slowest_single_ms"], "pipelined_floor_ms": local["pipelined_floor_ms"],
+                "over_floor_ms": concurrent - local["pipelined_floor_ms"],
+                "ext_simulator_ms": ext["concurrent_ms"], "ext_simulator_p95_ms": ext["p95_ms"],
+                "ext_slowest_single_ms": ext["slowest_single_ms"],
+                "ext_pipelined_floor_ms": ext["pipelined_floor_ms"]}),
         Figure("sequential_period_ms", sequential, "ms", None, "<=",
                "the same three reads one after another on one thread (for comparison; no goal)",
                {"speedup": sequential / concurrent, "ext_simulator_ms": ext["sequential_ms"]}),

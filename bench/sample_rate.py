@@ -144,7 +144,7 @@ def _figure(name: str, result: dict[str, Any], where: str, spec_name: str) -> Fi
 
 
 def run(quick: bool) -> list[Figure]:
-    rounds, round_s = (2, 0.25) if quick else (6, 0.8)
+    rounds, round_s = (2, 0.25) if quick else (4, 0.5)
     figures = []
     for spec_name, name in (("default", "sample_rate_ratio"), ("no_gap", "sample_rate_ratio_no_gap")):
         with SimulatedBench(spec=SPECS[spec_name](), clock=Clock(1.0)) as bench:
