@@ -20,9 +20,11 @@ MEASURE_LINES = {
     "ea-psi": "MEAS:ARR?;:OUTP?;:STAT:QUES:COND?",
     "chroma-63200a": "MEAS:VOLT?;:MEAS:CURR?;:LOAD?;:LOAD:PROT?",
     "keysight-rp7900": "MEAS:VOLT?;:FETC:CURR?;:OUTP?;:STAT:QUES:COND?",
+    "ea-elr": "MEAS:ARR?;:INP?;:STAT:QUES:COND?;:STAT:OPER:COND?",
+    "itech-it6000c": "MEAS:VOLT?;:MEAS:CURR?;:OUTP?;:STAT:QUES:COND?",
 }
 #: Seconds between messages to one unit (EA: 5 ms; the others need none).
-MIN_GAP_S = {"ea-psi": 0.005}
+MIN_GAP_S = {"ea-psi": 0.005, "ea-elr": 0.005}
 
 
 def parse_floats(reply: str) -> list[float]:

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from instruments.errors import InstrumentFault
-from instruments.roles import Bound
+from instruments.roles import Bound, FixtureReading
 from rig.sampler import Sample
 
 
@@ -25,21 +25,27 @@ def tightest(*bounds: Bound | None) -> Bound:
     return min((b for b in bounds if b is not None), key=lambda b: b.value)
 
 
+def chain_reason(fixture: FixtureReading) -> str | None:
+    """Why the fixture's hardware safety chain is broken, or None."""
+    if fixture.estop_pressed:
+        return "E-stop pressed"
+    if not fixture.interlock_closed:
+        return "interlock loop open"
+    if fixture.heartbeat_tripped:
+        return "fixture heartbeat watchdog tripped"
+    if not fixture.safety_chain_ok:
+        return "fixture safety chain not OK (trip latched)"
+    return None
+
+
 def trip_reason(sample: Sample, limits: LiveLimits) -> str | None:
     """Why this sample must end in the safe state, or None. One line, naming what and which limit."""
     for error in sample.errors.values():
         if isinstance(error, InstrumentFault):
             return f"instrument fault: {error}"
     fixture = sample.fixture
-    if fixture is not None:
-        if fixture.estop_pressed:
-            return "E-stop pressed"
-        if not fixture.interlock_closed:
-            return "interlock loop open"
-        if fixture.heartbeat_tripped:
-            return "fixture heartbeat watchdog tripped"
-        if not fixture.safety_chain_ok:
-            return "fixture safety chain not OK (trip latched)"
+    if fixture is not None and (reason := chain_reason(fixture)):
+        return reason
     for name, reading in [*sample.supplies().items(), *sample.loads().items()]:
         if reading.protection:  # the unit protected itself: whatever made it do so, the bench is in doubt
             return f"instrument protection: {name} {reading.protection} latched"

@@ -43,7 +43,7 @@ from rig.clock import Clock
 from rig.config import InstrumentConfig, RigConfig
 from rig.errors import RigError, SafetyTrip
 from rig.heartbeat import Heartbeat
-from rig.safety import LiveLimits, trip_reason
+from rig.safety import LiveLimits, chain_reason, trip_reason
 from rig.sampler import Sample, Sampler
 
 log = logging.getLogger("rig")
@@ -273,11 +273,22 @@ class Rig:
             self._trip(reason)
 
     def _trip(self, reason: str) -> None:
+        if "INH" in reason:
+            reason = self._inhibit_cause(reason)
         self.trip = reason
         self._event(f"SAFETY TRIP: {reason}")
         self._notify("trip", reason)
         self.safe_state(f"safety trip: {reason}")
         self._tripped.set()
+
+    def _inhibit_cause(self, reason: str) -> str:
+        """An instrument inhibited has one cause, the fixture's safety chain: name it. (Within one sample
+        the instrument's reading can be newer than the fixture's, so look again.)"""
+        try:
+            cause = chain_reason(self.fixture.read())
+        except InstrumentError:
+            return reason
+        return f"{cause} ({reason})" if cause else reason
 
     def _refuse_if_tripped(self) -> None:
         if self.trip is not None:

@@ -117,8 +117,8 @@ def test_the_unit_refuses_settings_without_the_remote_lock(bench: SimulatedBench
 
 
 def test_wrong_instrument_at_the_address_is_refused(bench: SimulatedBench) -> None:
-    psu = EaPsi("psu_hv", bench.servers["load_hv"].resource, RATING)  # a Chroma load answers there
-    with pytest.raises(WrongInstrument, match=r"psu_hv: found Chroma 63210A-1200-100, expected a Elektro-Automatik"):
+    psu = EaPsi("psu_hv", bench.servers["load_hc1"].resource, RATING)  # a Chroma load answers there
+    with pytest.raises(WrongInstrument, match=r"psu_hv: found Chroma 63206A-150-600, expected a Elektro-Automatik"):
         psu.open()
 
 

@@ -180,8 +180,8 @@ def test_error_queue_after_a_write_lists_every_error_and_is_drained(bench: Simul
 def test_a_stalled_unit_is_lost_after_consecutive_timeouts_even_with_writes_between(bench: SimulatedBench) -> None:
     """Writes to a hung unit 'succeed' (they land in the socket buffer): they prove nothing and must not
     reset the count of consecutive timeouts."""
-    server = bench.servers["psu_hc1"]
-    transport = ScpiTransport("psu_hc1", server.resource, ScpiSettings(timeout_s=TIMEOUT, lost_after_failures=3))
+    server = bench.servers["psu_hv"]
+    transport = ScpiTransport("psu_hv", server.resource, ScpiSettings(timeout_s=TIMEOUT, lost_after_failures=3))
     transport.open()
     try:
         assert transport.query("*IDN?").startswith("EA Elektro-Automatik")
@@ -189,11 +189,11 @@ def test_a_stalled_unit_is_lost_after_consecutive_timeouts_even_with_writes_betw
         for _ in range(2):
             with pytest.raises(InstrumentTimeout) as exc:
                 transport.query("MEAS:VOLT?")
-            assert one_line(exc) == "psu_hc1: 'MEAS:VOLT?': no reply within 0.2 s"
+            assert one_line(exc) == "psu_hv: 'MEAS:VOLT?': no reply within 0.2 s"
             transport.write("*CLS")
         with pytest.raises(InstrumentLost) as lost:
             transport.query("MEAS:VOLT?")
-        assert one_line(lost) == "psu_hc1: 'MEAS:VOLT?': 3 consecutive timeouts: instrument lost"
+        assert one_line(lost) == "psu_hv: 'MEAS:VOLT?': 3 consecutive timeouts: instrument lost"
         server.faults.stalled = False
         assert transport.query("MEAS:VOLT?") == "0.00 V"  # the unit is back: the count starts again
         assert transport._consecutive_faults == 0
