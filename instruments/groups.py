@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from instruments.errors import InstrumentError
 from instruments.roles import (
@@ -69,6 +69,31 @@ class _Group:
     def arm_watchdog(self, timeout_s: float) -> None:
         _on_all(self.members, lambda m: m.arm_watchdog(timeout_s))
 
+    def emergency_off(self) -> None:
+        _on_all(self.members, lambda m: m.emergency_off())
+
+    def clear_protection(self) -> None:
+        _on_all(self.members, lambda m: m.clear_protection())
+
+    def safe_state(self) -> None:
+        _on_all(self.members, lambda m: m.safe_state())
+
+    def _switch(self, on: bool, switch_on: Callable[[Any], None], switch_off: Callable[[Any], None]) -> None:
+        """All members on, or all off. If one refuses to come on, all go off: never a group half on."""
+        if not on:
+            _on_all(self.members, switch_off)
+            return
+        try:
+            for m in self.members:
+                switch_on(m)
+        except InstrumentError:
+            _on_all(self.members, switch_off)
+            raise
+
+    def _protections(self, readings: Sequence[SupplyReading | LoadReading]) -> str | None:
+        return "; ".join(f"{m.name}:{r.protection}" for m, r in zip(self.members, readings, strict=True)
+                         if r.protection) or None
+
 
 class ParallelSupply(_Group, DCSupply):
     def __init__(self, name: str, members: Sequence[DCSupply]) -> None:
@@ -100,18 +125,7 @@ class ParallelSupply(_Group, DCSupply):
         )
 
     def _set_output(self, on: bool) -> None:
-        if not on:
-            _on_all(self.members, lambda m: m.output_off())
-            return
-        try:
-            for m in self.members:
-                m.output_on()
-        except InstrumentError:
-            _on_all(self.members, lambda m: m.output_off())  # never leave a group half on
-            raise
-
-    def emergency_off(self) -> None:
-        _on_all(self.members, lambda m: m.emergency_off())
+        self._switch(on, lambda m: m.output_on(), lambda m: m.output_off())
 
     def measure(self) -> SupplyReading:
         readings = [m.measure() for m in self.members]
@@ -119,15 +133,8 @@ class ParallelSupply(_Group, DCSupply):
             voltage=max(r.voltage for r in readings),
             current=sum(r.current for r in readings),
             output_on=any(r.output_on for r in readings),
-            protection="; ".join(f"{m.name}:{r.protection}" for m, r in zip(self.members, readings, strict=True)
-                                 if r.protection) or None,
+            protection=self._protections(readings),
         )
-
-    def clear_protection(self) -> None:
-        _on_all(self.members, lambda m: m.clear_protection())
-
-    def safe_state(self) -> None:
-        _on_all(self.members, lambda m: m.safe_state())
 
 
 class ParallelLoad(_Group, ElectronicLoad):
@@ -148,18 +155,7 @@ class ParallelLoad(_Group, ElectronicLoad):
                 m.set_mode(mode, level)  # CV: every member holds the same voltage
 
     def _set_input(self, on: bool) -> None:
-        if not on:
-            _on_all(self.members, lambda m: m.input_off())
-            return
-        try:
-            for m in self.members:
-                m.input_on()
-        except InstrumentError:
-            _on_all(self.members, lambda m: m.input_off())
-            raise
-
-    def emergency_off(self) -> None:
-        _on_all(self.members, lambda m: m.emergency_off())
+        self._switch(on, lambda m: m.input_on(), lambda m: m.input_off())
 
     def measure(self) -> LoadReading:
         readings = [m.measure() for m in self.members]
@@ -167,12 +163,5 @@ class ParallelLoad(_Group, ElectronicLoad):
             voltage=max(r.voltage for r in readings),
             current=sum(r.current for r in readings),
             input_on=any(r.input_on for r in readings),
-            protection="; ".join(f"{m.name}:{r.protection}" for m, r in zip(self.members, readings, strict=True)
-                                 if r.protection) or None,
+            protection=self._protections(readings),
         )
-
-    def clear_protection(self) -> None:
-        _on_all(self.members, lambda m: m.clear_protection())
-
-    def safe_state(self) -> None:
-        _on_all(self.members, lambda m: m.safe_state())

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import re
 
+from instruments.drivers.ea_psi import EA_SETTINGS, take_ea_lock
 from instruments.drivers.scpi_base import ScpiLoad
-from instruments.errors import BadReply, InstrumentFault
+from instruments.errors import BadReply
 from instruments.roles import LoadMode, LoadReading
-from instruments.scpi import ScpiSettings, parse_bool, parse_number
+from instruments.scpi import parse_bool, parse_number
 
 # STAT:QUES:COND? bit values (guide, section 5.4: questionable status register).
 _QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OPP", 8: "OT", 8192: "PF"}
@@ -51,17 +52,12 @@ class EaElr(ScpiLoad):
     MODEL_PATTERN = re.compile(r"^ELR ?(9\d{3}|1\d{4})-\d+")
     DEFAULT_PORT = 5025
     REMOTE_RELEASE = "SYST:LOCK OFF"
-    SETTINGS = ScpiSettings(min_gap_s=0.005, idle_reconnect_s=4.0, max_commands_per_line=5)
+    SETTINGS = EA_SETTINGS
     INPUT_ON = "INP ON"
     INPUT_OFF = "INP OFF"
 
     def _take_remote_control(self) -> None:
-        self.transport.write("*CLS")
-        self.transport.write("SYST:LOCK ON")
-        owner = self.transport.query("SYST:LOCK:OWN?").upper()
-        if owner != "REMOTE":
-            raise InstrumentFault(self.name, f"remote lock refused (owner {owner!r}); is the unit set to LOCAL?",
-                                  "SYST:LOCK ON")
+        take_ea_lock(self.name, self.transport)
 
     def _set_mode(self, mode: LoadMode, level: float) -> None:
         x, amps, watts = self._n(level), self._n(self.rating.current), self._n(self.rating.power)

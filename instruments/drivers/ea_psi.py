@@ -19,7 +19,22 @@ import re
 from instruments.drivers.scpi_base import ScpiSupply
 from instruments.errors import BadReply, InstrumentFault
 from instruments.roles import SupplyProtection, SupplyReading
-from instruments.scpi import ScpiSettings, parse_bool, parse_number
+from instruments.scpi import ScpiSettings, ScpiTransport, parse_bool, parse_number
+
+#: Transport behaviour shared by every EA unit (guide 2.7): >= 5 ms between messages, the unit drops a TCP
+#: connection idle for 5 s (reconnect before that), at most 5 commands per line.
+EA_SETTINGS = ScpiSettings(min_gap_s=0.005, idle_reconnect_s=4.0, max_commands_per_line=5)
+
+
+def take_ea_lock(name: str, transport: ScpiTransport) -> None:
+    """Clear errors, take the remote lock and check the unit granted it (guide 5.2: SYST:LOCK)."""
+    transport.write("*CLS")
+    transport.write("SYST:LOCK ON")
+    owner = transport.query("SYST:LOCK:OWN?").upper()
+    if owner != "REMOTE":
+        raise InstrumentFault(name, f"remote lock refused (owner {owner!r}); is the unit set to LOCAL?",
+                              "SYST:LOCK ON")
+
 
 # STAT:QUES:COND? bit values (guide, section 5: questionable status register).
 _QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OPP", 8: "OT", 8192: "PF"}
@@ -30,15 +45,10 @@ class EaPsi(ScpiSupply):
     MODEL_PATTERN = re.compile(r"^PSI ?(9\d{3}|1\d{4})-\d+")
     DEFAULT_PORT = 5025
     REMOTE_RELEASE = "SYST:LOCK OFF"
-    SETTINGS = ScpiSettings(min_gap_s=0.005, idle_reconnect_s=4.0, max_commands_per_line=5)
+    SETTINGS = EA_SETTINGS
 
     def _take_remote_control(self) -> None:
-        self.transport.write("*CLS")
-        self.transport.write("SYST:LOCK ON")
-        owner = self.transport.query("SYST:LOCK:OWN?").upper()
-        if owner != "REMOTE":
-            raise InstrumentFault(self.name, f"remote lock refused (owner {owner!r}); is the unit set to LOCAL?",
-                                  "SYST:LOCK ON")
+        take_ea_lock(self.name, self.transport)
         # The power set value also limits the output: open it to the rating so V and I alone govern.
         self._send(f"SOUR:POW {self._n(self.rating.power)}")
 
