@@ -145,6 +145,10 @@ class RigRun:
                                             "(--allow-expired-calibration overrides, and is recorded)")
         scale = rig_config.time_scale if rig_config else (opt("time_scale") or DEFAULT_SIM_SCALE)
         folder = Path(opt("results")) / (opt("run_id") or run_id(dut.serial))
+        for n in range(2, 100):  # two runs of one DUT within a second must not share a folder
+            if not folder.exists():
+                break
+            folder = folder.with_name(f"{folder.name.rsplit('~', 1)[0]}~{n}")
         return cls(config, rig_config, profile, dut, folder, opt("operator") or _login(), scale,
                    list(opt("sim_faults")))
 
@@ -302,11 +306,11 @@ def _run(config: pytest.Config) -> RigRun:
 @pytest.fixture(scope="session")
 def rig_run(request: pytest.FixtureRequest) -> Iterator[RigRun]:
     run = _run(request.config)
-    run.start()
     try:
+        run.start()
         yield run
     finally:
-        run.stop()
+        run.stop()  # also after a start that failed half-way (e.g. Ctrl-C while opening)
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,7 @@ class Rig:
         self._sampler: Sampler | None = None
         self._heartbeat: Heartbeat | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="safe")
+        self._is_open = False  # set once the session owns the bench (safe at start), cleared by close()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -183,10 +184,16 @@ class Rig:
             self._close_instruments()
             raise RigError("could not bring the bench to the safe state at start: " + "; ".join(
                 line for line in report.lines() if line.startswith("FAIL")))
-        self._arm_watchdogs()
-        self._sampler = Sampler(self.instruments, self.clock, self.config.safety.sample_period, self._on_sample)
-        self._on_sample(self._sampler.sample_once())
-        self._sampler.start()
+        self._is_open = True
+        try:
+            self._arm_watchdogs()
+            self._sampler = Sampler(self.instruments, self.clock, self.config.safety.sample_period,
+                                    self._on_sample)
+            self._on_sample(self._sampler.sample_once())
+            self._sampler.start()
+        except BaseException:
+            self.close()  # a half-opened session still ends safe, with its threads stopped
+            raise
         self._event(f"rig open: {len(self.instruments)} instruments, paths {', '.join(map(str, self.paths.values()))}")
 
     def open_best_effort(self) -> list[str]:
@@ -219,9 +226,10 @@ class Rig:
         self.watchdogs[self.fixture.name] = f"heartbeat {s.heartbeat_timeout:g} s"
 
     def close(self) -> None:
-        """Safe state, then stop sampling and the heartbeat, then close every instrument."""
-        if not self.instruments:
+        """Safe state, then stop sampling and the heartbeat, then close every instrument. Idempotent."""
+        if not self._is_open:
             return
+        self._is_open = False
         report = self.safe_state("session end")
         if self._sampler is not None:
             self._sampler.stop()

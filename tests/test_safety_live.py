@@ -175,3 +175,22 @@ def test_sampling_keeps_its_period(bench: SimulatedBench, sim_rig: Rig) -> None:
     time.sleep(0.3)
     assert sim_rig.sampler.count > count  # the sampler thread is alive and polling
     assert time.monotonic() - start < 1
+
+
+def test_a_session_that_fails_while_opening_still_ends_safe_with_its_threads_stopped(
+        bench: SimulatedBench, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from instruments.errors import InstrumentFault
+
+    def broken_watchdog(self, timeout_s: float) -> None:
+        raise InstrumentFault(self.name, "watchdog delay reads back 0 s", "OUTP:PROT:WDOG:DEL?")
+
+    monkeypatch.setattr("instruments.drivers.ea_psi.EaPsi.arm_watchdog", broken_watchdog)
+    rig = Rig(bench.config(), clock=clock)
+    with pytest.raises(InstrumentFault, match="watchdog delay reads back"):
+        rig.open()
+    assert rig.safe_reports[-1].reason == "session end" and rig.safe_reports[-1].ok
+    time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name in ("sampler", "heartbeat") and t.is_alive()]
+    rig.close()  # idempotent
