@@ -64,6 +64,7 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_hold_decile = -1
+        self._items: dict[str, pytest.Item] = {}
 
     # -- pytest hooks ----------------------------------------------------------------------------
 
@@ -110,7 +111,6 @@ class Progress:
         self.current = None
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self._items = getattr(self, "_items", {})
         self._items[item.nodeid] = item
 
     @pytest.hookimpl(trylast=True)
@@ -134,7 +134,7 @@ class Progress:
             self._live.start()
 
     def _checks_for(self, nodeid: str) -> list[Any]:
-        item = getattr(self, "_items", {}).get(nodeid)
+        item = self._items.get(nodeid)
         return list(item.stash.get(CHECKS_KEY, [])) if item is not None else []
 
     def _refresh(self) -> None:

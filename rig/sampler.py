@@ -10,7 +10,6 @@ read for the fixture.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -188,7 +187,3 @@ class Sampler:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, float | int) and math.isfinite(value)

@@ -18,6 +18,7 @@ hardware chain opens the contactors and inhibits the power instruments.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -58,8 +59,7 @@ def make_instrument(cfg: InstrumentConfig) -> Instrument:
         return NacsInletFixture(cfg.name, cfg.resource, cfg.unit_id, cfg.timeout_s or 0.5)
     inst = cls(cfg.name, cfg.resource, cfg.rating, dict(cfg.visa_options))
     if cfg.timeout_s is not None:
-        inst.transport.settings = type(inst.transport.settings)(
-            **{**inst.transport.settings.__dict__, "timeout_s": cfg.timeout_s})
+        inst.transport.settings = dataclasses.replace(inst.transport.settings, timeout_s=cfg.timeout_s)
     return inst
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from instruments import fixture_map as fm
 from instruments.roles import Connector, CpMode, VehicleState
+from instruments.sim.circuits import pp_voltage
 from instruments.sim.model import BenchModel, FixtureRefused
 
 log = logging.getLogger("instruments.sim")
@@ -197,7 +198,7 @@ class FixtureServer:
                 "cp_low": low,
                 "cp_duty": duty,
                 "cp_frequency": freq,
-                "pp_voltage": _pp(b),
+                "pp_voltage": pp_voltage(f.connector),
                 "iso_dc_plus": b.params.iso_dc_plus_ohm,
                 "iso_dc_minus": b.params.iso_dc_minus_ohm,
                 "inlet_voltage": b.inlet_voltage,
@@ -225,8 +226,3 @@ class FixtureServer:
             "shutdown_threshold": f.shutdown_threshold_a,
         }
 
-
-def _pp(bench: BenchModel) -> float:
-    from instruments.sim.circuits import pp_voltage
-
-    return pp_voltage(bench.fixture.connector)
