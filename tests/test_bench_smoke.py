@@ -11,25 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from bench import FIGURES
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 
-FIGURES = (
-    "sample_rate_ratio",
-    "sample_rate_ratio_no_gap",
-    "sample_rate_ratio_no_gap_ext",
-    "concurrent_period_ms",
-    "sequential_period_ms",
-    "trip_latency_ms",
-    "trip_latency_periods",
-    "trip_latency_ms_no_gap",
-    "endurance_1h_wall_s",
-    "suite_wall_s",
-    "cli_help_s",
-    "rss_growth_mb_1m_samples",
-    "recorder_samples_per_s",
-)
 
 
 def finite(value: object) -> bool:
