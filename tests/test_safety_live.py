@@ -170,11 +170,10 @@ def test_simulators_listen_on_loopback_only_by_default(bench: SimulatedBench) ->
     assert bench.fixture.resource.startswith("modbus+tcp://127.0.0.1:")
 
 
-def test_sampling_keeps_its_period(bench: SimulatedBench, sim_rig: Rig) -> None:
-    count, start = sim_rig.sampler.count, time.monotonic()
+def test_the_sampler_keeps_polling_on_its_own(bench: SimulatedBench, sim_rig: Rig) -> None:
+    count = sim_rig.sampler.count
     time.sleep(0.3)
     assert sim_rig.sampler.count > count  # the sampler thread is alive and polling
-    assert time.monotonic() - start < 1
 
 
 def test_a_session_that_fails_while_opening_still_ends_safe_with_its_threads_stopped(

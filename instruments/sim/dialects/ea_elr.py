@@ -21,29 +21,23 @@ from __future__ import annotations
 import time
 
 from instruments.roles import LoadMode
+from instruments.sim.dialects.ea_psi import EaDialect
 from instruments.sim.model import LoadUnit
-from instruments.sim.scpi_dialect import Dialect, ScpiCommandError, compile_header
-
-_LOCK = compile_header("SYSTem:LOCK[:STATe]")
+from instruments.sim.scpi_dialect import ScpiCommandError
 
 
-class EaElrSim(Dialect):
-    MANUFACTURER = "EA Elektro-Automatik GmbH & Co. KG"
-    MAX_COMMANDS_PER_LINE = 5
-    IDLE_DROP_S = 5.0
+class EaElrSim(EaDialect):
     unit: LoadUnit
 
     def define(self) -> None:
+        self.define_ea_common()
         u = self.unit
         r = u.rating
         top = 1.02  # set values up to 102 % of nominal
-        self.locked = False
         self.config_mode = "UIP"
         self.u_set, self.i_set, self.p_set = 0.0, 0.0, r.power
         self.r_max = 100 * r.voltage / r.current  # stands in for SYST:NOM:RES:MAX?
         self.r_set = self.r_max
-        self.command("SYSTem:LOCK[:STATe]", lambda a: setattr(self, "locked", self.boolean(a)))
-        self.command("SYSTem:LOCK:OWNer?", lambda a: "REMOTE" if self.locked else "NONE")
         self.command("SYSTem:CONFig:MODE", self._config_mode)
         self.command("SYSTem:CONFig:MODE?", lambda a: self.config_mode)
         for attr, spec, unit, high in (
@@ -58,11 +52,6 @@ class EaElrSim(Dialect):
         # The unit reports the DC input as it is: an alarm switches it off.
         self.command("INPut[:STATe]?", lambda a: "ON" if u.sinking else "OFF")
         self.command("INPut:PROTection:CLEar", self._clear)
-        self.command("MEASure[:SCALar]:VOLTage[:DC]?", lambda a: f"{u.voltage:.2f} V")
-        self.command("MEASure[:SCALar]:CURRent[:DC]?", lambda a: f"{u.current:.2f} A")
-        self.command("MEASure[:SCALar]:POWer[:DC]?", lambda a: f"{u.voltage * u.current:.2f} W")
-        self.command("MEASure[:SCALar]:ARRay?",
-                     lambda a: f"{u.voltage:.2f} V, {u.current:.2f} A, {u.voltage * u.current:.2f} W")
         self.command("STATus:QUEStionable:CONDition?", lambda a: str(self._questionable()))
         self.command("STATus:OPERation:CONDition?", lambda a: "16" if u.tripped == "INH" else "0")
         self._apply()
@@ -76,10 +65,6 @@ class EaElrSim(Dialect):
         if time.monotonic() - self.unit.last_io > self.IDLE_DROP_S:
             self.locked = False
         return super().handle_line(line)
-
-    def remote_required(self, header: str) -> bool:
-        # Nothing that changes a value or state before SYST:LOCK ON (guide 3.3.3); the lock itself is exempt.
-        return not self.locked and not _LOCK.match(header) and header.upper() != "*CLS"
 
     def _config_mode(self, args: list[str]) -> None:
         word = args[0].strip().upper() if args else ""

@@ -5,22 +5,44 @@ from __future__ import annotations
 
 import re
 
-from instruments.sim.model import SupplyUnit
+from instruments.sim.model import PowerUnit, SupplyUnit
 from instruments.sim.scpi_dialect import Dialect
 
 
-class EaPsiSim(Dialect):
+class EaDialect(Dialect):
+    """What every simulated EA unit shares (guide 2.7, 5.2): the remote lock, at most 5 commands per
+    line, idle connections dropped after 5 s, measurements answered with units."""
+
     MANUFACTURER = "EA Elektro-Automatik GmbH & Co. KG"
     MAX_COMMANDS_PER_LINE = 5
     IDLE_DROP_S = 5.0
+    unit: PowerUnit
+
+    def define_ea_common(self) -> None:
+        self.locked = False
+        u = self.unit
+        self.command("SYSTem:LOCK[:STATe]", lambda a: setattr(self, "locked", self.boolean(a)))
+        self.command("SYSTem:LOCK:OWNer?", lambda a: "REMOTE" if self.locked else "NONE")
+        self.command("MEASure[:SCALar]:VOLTage[:DC]?", lambda a: f"{u.voltage:.2f} V")
+        self.command("MEASure[:SCALar]:CURRent[:DC]?", lambda a: f"{u.current:.2f} A")
+        self.command("MEASure[:SCALar]:POWer[:DC]?", lambda a: f"{u.voltage * u.current:.2f} W")
+        self.command("MEASure[:SCALar]:ARRay?",
+                     lambda a: f"{u.voltage:.2f} V, {u.current:.2f} A, {u.voltage * u.current:.2f} W")
+
+    def remote_required(self, header: str) -> bool:
+        # Nothing that changes a value or state before SYST:LOCK ON (guide 5.2); the lock itself is exempt.
+        # IEEE 488.2 common commands (*CLS ...) are not settings.
+        return not self.locked and not header.startswith("*") and \
+            not re.match(r"SYST(EM)?:LOCK\b", header, re.IGNORECASE)
+
+
+class EaPsiSim(EaDialect):
     unit: SupplyUnit
 
     def define(self) -> None:
-        self.locked = False
+        self.define_ea_common()
         u = self.unit
         top = 1.02  # setpoints up to 102 % of nominal, protections up to 110 %
-        self.command("SYSTem:LOCK[:STATe]", self._lock)
-        self.command("SYSTem:LOCK:OWNer?", lambda a: "REMOTE" if self.locked else "NONE")
         self.command("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]",
                      lambda a: setattr(u, "voltage_set", self.number(a, 0, u.rating.voltage * top)))
         self.command("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]?", lambda a: f"{u.voltage_set:.2f} V")
@@ -39,21 +61,7 @@ class EaPsiSim(Dialect):
         # The unit reports the DC terminal as it is: a protection switches it off.
         self.command("OUTPut[:STATe]?", lambda a: "ON" if u.delivering else "OFF")
         self.command("OUTPut:PROTection:CLEar", lambda a: self.bench.clear_protection(u))
-        self.command("MEASure[:SCALar]:VOLTage[:DC]?", lambda a: f"{u.voltage:.2f} V")
-        self.command("MEASure[:SCALar]:CURRent[:DC]?", lambda a: f"{u.current:.2f} A")
-        self.command("MEASure[:SCALar]:POWer[:DC]?", lambda a: f"{u.voltage * u.current:.2f} W")
-        self.command("MEASure[:SCALar]:ARRay?",
-                     lambda a: f"{u.voltage:.2f} V, {u.current:.2f} A, {u.voltage * u.current:.2f} W")
         self.command("STATus:QUEStionable:CONDition?", lambda a: str(self._questionable()))
-
-    def _lock(self, args: list[str]) -> None:
-        self.locked = self.boolean(args)
-
-    def remote_required(self, header: str) -> bool:
-        # Nothing that changes a value or state before SYST:LOCK ON (guide 5.2); the lock itself is exempt.
-        # IEEE 488.2 common commands (*CLS ...) are not settings.
-        return not self.locked and not header.startswith("*") and \
-            not re.match(r"SYST(EM)?:LOCK\b", header, re.IGNORECASE)
 
     def _questionable(self) -> int:
         u = self.unit
