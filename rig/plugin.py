@@ -67,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (config.getoption("rig_file") or config.getoption("sim")):
         return
     run = RigRun.from_options(config)
+    run.take_bench()
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "nacs-rig-run")
     if not config.getoption("xmlpath", None):
@@ -107,6 +108,8 @@ class RigRun:
     faults: list[str] = field(default_factory=list)
     store: dict[str, Any] = field(default_factory=dict)
     open_error: str | None = None
+    busy: str | None = None  # set when another session owns the bench (exit 75)
+    bench_lock: Any = None
     _log_handler: logging.Handler | None = None
 
     @classmethod
@@ -152,10 +155,30 @@ class RigRun:
         return cls(config, rig_config, profile, dut, folder, opt("operator") or _login(), scale,
                    list(opt("sim_faults")))
 
+    def take_bench(self) -> None:
+        """This PC's lock on a real bench, before collection and before anything is sent: a second
+        session stops here, at once, naming the owner. ``rig run`` takes it even earlier and hands it
+        over as a plugin object."""
+        from rig.bench_lock import BenchLock, Owner
+        from rig.errors import EXIT_BUSY, BenchBusy
+
+        if self.rig_config is None:
+            return  # a simulated bench started by this process is private to it
+        held = [p for p in self.config.pluginmanager.get_plugins() if isinstance(p, BenchLock)]
+        if held:
+            self.bench_lock = held[0]
+            return
+        try:
+            self.bench_lock = BenchLock.acquire(self.rig_config, Owner.here(self.dut.serial))
+        except BenchBusy as exc:
+            pytest.exit(str(exc), returncode=EXIT_BUSY)
+
     def start(self) -> None:
         """Open the bench (starting the simulator for --sim), the results folder and the rig."""
         from instruments.sim.bench import SimulatedBench
+        from rig.bench_lock import Owner
         from rig.clock import Clock
+        from rig.errors import EXIT_BUSY, BenchBusy
         from rig.limits import effective_limits
         from rig.recorder import RunRecorder
         from rig.sampler import columns
@@ -169,9 +192,14 @@ class RigRun:
                 self.bench.inject(fault)
             rig_config = self.bench.config()
         ceilings, live = effective_limits(rig_config, self.profile, self.dut)
-        self.rig = Rig(rig_config, clock=clock, ceilings=ceilings, limits=live)
+        self.rig = Rig(rig_config, clock=clock, ceilings=ceilings, limits=live,
+                       owner=Owner.here(self.dut.serial), bench_lock=self.bench_lock)
         try:
             self.rig.open()
+        except BenchBusy as exc:  # another PC's session holds the fixture: stop the whole run, once
+            self.busy = self.open_error = str(exc)
+            self._stop_bench()
+            pytest.exit(str(exc), returncode=EXIT_BUSY)
         except Exception as exc:
             self.open_error = str(exc)
             self._stop_bench()
@@ -211,6 +239,11 @@ class RigRun:
     def _stop_bench(self) -> None:
         if self.bench is not None:
             self.bench.stop()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # A lock handed over by `rig run` is its to release; one taken here is released here.
+        if self.bench_lock is not None and self.bench_lock not in config.pluginmanager.get_plugins():
+            self.bench_lock.release()
 
     def _metadata(self, rig_config: Any, ceilings: Any, live: Any) -> dict[str, Any]:
         rig = self.rig

@@ -13,6 +13,12 @@ path: normal end, failed assertion, exception, Ctrl-C / SIGTERM (turned into Key
 plugin and the CLI), a lost instrument and a live-limit trip. When an instrument cannot be reached
 the others are still made safe, the report names it, and the heartbeat is withheld so the fixture's
 hardware chain opens the contactors and inhibits the power instruments.
+
+**One owner per bench.** ``open`` first takes this PC's lock on the bench (``rig.bench_lock``), then
+claims the fixture with this session's token (register map v2: the fixture then refuses any other
+session's commands, across PCs), and only then opens the power instruments. While a plan holds a path
+energised, every sample is compared with what the plan set (``rig.safety.Expected``): a bench changed
+from outside trips the run.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 
 from instruments.drivers import DRIVERS
 from instruments.drivers.nacs_fixture import NacsInletFixture
-from instruments.errors import InstrumentError, NotSupported
+from instruments.errors import FixtureClaimed, InstrumentError, NotSupported
 from instruments.groups import ParallelLoad, ParallelSupply
 from instruments.roles import (
     Bound,
@@ -40,16 +46,22 @@ from instruments.roles import (
     LoadMode,
     PowerInstrument,
 )
+from rig.bench_lock import BenchLock, Owner
 from rig.clock import Clock
 from rig.config import InstrumentConfig, RigConfig
-from rig.errors import RigError, SafetyTrip
+from rig.errors import BenchBusy, RigError, SafetyTrip
 from rig.heartbeat import Heartbeat
-from rig.safety import LiveLimits, chain_reason, trip_reason
+from rig.safety import Expected, LiveLimits, chain_reason, deviation, trip_reason
 from rig.sampler import Sample, Sampler
 
 log = logging.getLogger("rig")
 
 Listener = Callable[[str, Any], None]  # ("sample", Sample) | ("event", str) | ("safe", SafeStateReport)
+
+
+def members(unit: PowerInstrument) -> frozenset[str]:
+    """The names of the instruments a unit or a parallel group drives."""
+    return frozenset(m.name for m in getattr(unit, "members", [unit]))
 
 
 def make_instrument(cfg: InstrumentConfig) -> Instrument:
@@ -118,8 +130,13 @@ class SetpointCeilings:
 
 class Rig:
     def __init__(self, config: RigConfig, *, clock: Clock | None = None,
-                 ceilings: SetpointCeilings | None = None, limits: LiveLimits | None = None) -> None:
+                 ceilings: SetpointCeilings | None = None, limits: LiveLimits | None = None,
+                 owner: Owner | None = None, bench_lock: BenchLock | None = None) -> None:
         self.config = config
+        #: Who this session is (written in the bench lock); a lock taken earlier may be handed in.
+        self.owner = owner or Owner.here(dut="")
+        self._bench_lock = bench_lock
+        self._own_lock = bench_lock is None
         self.clock = clock or Clock(config.time_scale)
         s = config.safety
         where = f"rig config {config.source}"
@@ -148,6 +165,10 @@ class Rig:
         self._heartbeat: Heartbeat | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="safe")
         self._is_open = False  # set once the session owns the bench (safe at start), cleared by close()
+        #: What the plan has set; samples are checked against it (nothing energised: nothing checked).
+        self.expected = Expected(since=float("-inf"))
+        self._safe_requests_seen: int | None = None  # fixture's count of `rig safe` from other sessions
+        self._current_limits: dict[str, float] = {}  # path -> supply current limit set by source()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -159,16 +180,22 @@ class Rig:
         self.close()
 
     def open(self) -> None:
-        """Open and identify every instrument, make the bench safe, arm protections and watchdogs."""
+        """Own the bench (this PC's lock, then the fixture's claim), open and identify every instrument,
+        make the bench safe, arm protections and watchdogs. ``BenchBusy`` before anything is sent to
+        any instrument when another session owns it."""
+        self._take_bench_lock()
         self.instruments = {name: make_instrument(cfg) for name, cfg in self.config.instruments.items()}
-        failures: list[str] = []
-        opened = self._pool.map(self._quietly(lambda i: self.identities.__setitem__(i.name, i.open())),
-                                self.instruments.values())
-        failures = [error for error in opened if error is not None]
-        if failures:
-            self._close_instruments()
-            raise RigError("; ".join(failures))
         self.fixture = next(i for i in self.instruments.values() if isinstance(i, InletFixture))
+        try:
+            self._claim_fixture()
+            others = [i for i in self.instruments.values() if i is not self.fixture]
+            opened = self._pool.map(self._quietly(lambda i: self.identities.__setitem__(i.name, i.open())), others)
+            failures = [error for error in opened if error is not None]
+            if failures:
+                raise RigError("; ".join(failures))
+        except BaseException:
+            self._give_up_bench()
+            raise
         for cfg in self.config.paths.values():
             supplies = [self.instruments[n] for n in cfg.supplies]
             loads = [self.instruments[n] for n in cfg.loads]
@@ -181,7 +208,7 @@ class Rig:
             unit.guard = self._refuse_if_tripped
         report = self.safe_state("session start: never trust the state we found")
         if not report.ok:
-            self._close_instruments()
+            self._give_up_bench()
             raise RigError("could not bring the bench to the safe state at start: " + "; ".join(
                 line for line in report.lines() if line.startswith("FAIL")))
         self._is_open = True
@@ -195,6 +222,42 @@ class Rig:
             self.close()  # a half-opened session still ends safe, with its threads stopped
             raise
         self._event(f"rig open: {len(self.instruments)} instruments, paths {', '.join(map(str, self.paths.values()))}")
+
+    def _take_bench_lock(self) -> None:
+        """This PC's lock on the bench. A simulated bench started in this process is private to it."""
+        if self._bench_lock is None and self.config.source != "<simulated bench>":
+            self._bench_lock = BenchLock.acquire(self.config, self.owner)
+
+    def _claim_fixture(self) -> None:
+        """Identify the fixture and claim it with this session's token before any other instrument is
+        touched: on a bench another PC owns, the fixture refuses and nothing else is sent."""
+        s = self.config.safety
+        try:
+            self.identities[self.fixture.name] = self.fixture.open()
+            self._heartbeat = Heartbeat(self.fixture, s.heartbeat_timeout)
+            self._heartbeat.start()
+        except FixtureClaimed as exc:
+            self._heartbeat = None
+            raise BenchBusy(f"bench {self.config.name} is in use by another session: {exc}; "
+                            "nothing was sent to its power instruments") from None
+        except InstrumentError as exc:
+            self._heartbeat = None
+            raise RigError(str(exc)) from None
+        self.watchdogs[self.fixture.name] = f"heartbeat {s.heartbeat_timeout:g} s (fixture claim tag " \
+                                            f"{self.fixture.tag:04x})"
+
+    def _give_up_bench(self) -> None:
+        """Undo a failed open: stop the heartbeat (releasing the claim if the fixture allows), close
+        the connections, drop this PC's lock."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop(release=True)
+        self._close_instruments()
+        self._release_bench_lock()
+
+    def _release_bench_lock(self) -> None:
+        if self._own_lock and self._bench_lock is not None:
+            self._bench_lock.release()
+            self._bench_lock = None
 
     def open_best_effort(self) -> list[str]:
         """Open whatever answers, for ``rig safe``: the safe state must reach every instrument it can
@@ -212,6 +275,7 @@ class Rig:
         return failures
 
     def _arm_watchdogs(self) -> None:
+        """Instrument I/O watchdogs (the fixture's heartbeat runs from the claim on)."""
         s = self.config.safety
         for name, inst in self.instruments.items():
             if isinstance(inst, InletFixture):
@@ -221,9 +285,6 @@ class Rig:
                 self.watchdogs[name] = f"I/O watchdog {s.instrument_watchdog:g} s"
             except NotSupported:
                 self.watchdogs[name] = "no I/O watchdog: fixture heartbeat + inhibit chain"
-        self._heartbeat = Heartbeat(self.fixture, s.heartbeat_timeout)
-        self._heartbeat.start()
-        self.watchdogs[self.fixture.name] = f"heartbeat {s.heartbeat_timeout:g} s"
 
     def close(self) -> None:
         """Safe state, then stop sampling and the heartbeat, then close every instrument. Idempotent."""
@@ -234,8 +295,11 @@ class Rig:
         if self._sampler is not None:
             self._sampler.stop()
         if self._heartbeat is not None:
-            self._heartbeat.stop(disarm=report.ok)
+            # The claim (and its watchdog) is given up only on a bench confirmed safe; otherwise the
+            # heartbeat simply stops and the fixture's watchdog finishes the job.
+            self._heartbeat.stop(release=report.ok)
         self._close_instruments()
+        self._release_bench_lock()
         self._pool.shutdown(wait=False)
 
     def close_instruments(self) -> None:
@@ -274,11 +338,23 @@ class Rig:
 
     def _on_sample(self, sample: Sample) -> None:
         self._notify("sample", sample)
-        reason = trip_reason(sample, self.limits)
+        reason = trip_reason(sample, self.limits) or self._changed_from_outside(sample)
         # A sample begun before the last re-arm may carry readings from before it (e.g. a protection
         # since cleared): it must not trip the rig again.
         if reason is not None and self.trip is None and sample.time_s >= self._armed_since:
             self._trip(reason)
+
+    def _changed_from_outside(self, sample: Sample) -> str | None:
+        """A bench that is no longer what this run set: another session's `rig safe`, a unit switched
+        off at its front panel, contactors opened by someone else."""
+        fixture = sample.fixture
+        if fixture is not None:
+            if self._safe_requests_seen is None:
+                self._safe_requests_seen = fixture.safe_requests
+            elif fixture.safe_requests != self._safe_requests_seen:
+                self._safe_requests_seen = fixture.safe_requests
+                return "bench made safe by another session (rig safe)"
+        return deviation(sample, self.expected, self.limits.current_band)
 
     def _trip(self, reason: str) -> None:
         if "INH" in reason:
@@ -307,6 +383,7 @@ class Rig:
     def safe_state(self, reason: str) -> SafeStateReport:
         """Load off -> supply off -> bus below the safe voltage -> contactors open. Idempotent."""
         with self._safe_lock:
+            self.expected = Expected(since=self.clock.now())  # from now on nothing is meant to be energised
             report = SafeStateReport(reason)
             units = [i for i in self.instruments.values() if isinstance(i, PowerInstrument)]
             loads = [u for u in units if isinstance(u, ElectronicLoad)]
@@ -419,6 +496,7 @@ class Rig:
         self.fixture.set_contactors(True)
         self.wait_for(lambda smp: smp.fixture is not None and smp.fixture.contactors_closed,
                       s.contactor_timeout, f"contactors of path {path.name} to close")
+        self.expected = Expected(since=self.clock.now(), path=path.name, selector=path.selector)
         self._event(f"path {path.name} connected")
 
     def source(self, path: PowerPath, volts: float, current_limit: float) -> None:
@@ -443,6 +521,9 @@ class Rig:
             self.safe_state(f"{supply.name} did not come on")
             raise RigError(f"{supply.name}: output did not come on"
                            + (f" (protection latched: {reading.protection})" if reading.protection else ""))
+        self._current_limits[path.name] = current_limit
+        self.expected = dataclasses.replace(self.expected, since=self.clock.now(),
+                                            supplies_on=self.expected.supplies_on | members(supply))
         self._event(f"{supply.name}: {volts:g} V, limit {current_limit:g} A, OVP {ovp:g} V, output on")
 
     def sink(self, path: PowerPath, mode: LoadMode, level: float) -> None:
@@ -454,6 +535,12 @@ class Rig:
             self.safe_state(f"{path.load.name} did not come on")
             raise RigError(f"{path.load.name}: input did not come on"
                            + (f" (protection latched: {reading.protection})" if reading.protection else ""))
+        now = self.clock.now()
+        # In constant current the inlet carries the load's setpoint, or the supply's limit if lower.
+        want = min(level, self._current_limits.get(path.name, level)) if mode is LoadMode.CC else None
+        self.expected = dataclasses.replace(self.expected, since=now,
+                                            loads_on=self.expected.loads_on | members(path.load),
+                                            inlet_current=want, current_from=now + self.limits.current_settle_s)
         self._event(f"{path.load.name}: {mode} {level:g}, input on")
 
     def wait(self, seconds: float) -> None:
