@@ -183,8 +183,11 @@ def check(rig_file: Path | None, sim: bool) -> None:
               help="Write a rig config pointing at this simulator.")
 @click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]",
               help="Inject a fault at start (see the list below); repeatable.")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write what each unit receives (connections, lines, fixture commands) to DIR/<name>.log.")
 @one_line_errors
-def sim(time_scale: float, host: str, port_base: int, write_config: Path | None, faults: tuple[str, ...]) -> None:
+def sim(time_scale: float, host: str, port_base: int, write_config: Path | None, faults: tuple[str, ...],
+        log_dir: Path | None) -> None:
     """Run the simulated NACS bench until interrupted (Ctrl-C or SIGTERM).
 
     Every instrument speaks its real protocol on its own TCP port: SCPI for supplies and loads,
@@ -211,7 +214,7 @@ def sim(time_scale: float, host: str, port_base: int, write_config: Path | None,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--fault") from None
     sigterm_as_interrupt()
-    bench = SimulatedBench(clock=Clock(time_scale), host=host, port_base=port_base).start()
+    bench = SimulatedBench(clock=Clock(time_scale), host=host, port_base=port_base, log_dir=log_dir).start()
     try:
         for fault in faults:
             bench.inject(fault)

@@ -205,7 +205,7 @@ class Rig:
         for unit in self._power_units(include_groups=True):
             unit.limits = unit.limits.narrowed(self.ceilings.voltage.source, voltage=self.ceilings.voltage.value)
             unit.limits = unit.limits.narrowed(self.ceilings.current.source, current=self.ceilings.current.value)
-            unit.guard = self._refuse_if_tripped
+            unit.guard = self._before_setpoint
         report = self.safe_state("session start: never trust the state we found")
         if not report.ok:
             self._give_up_bench()
@@ -373,6 +373,13 @@ class Rig:
         except InstrumentError:
             return reason
         return f"{cause} ({reason})" if cause else reason
+
+    def _before_setpoint(self) -> None:
+        """Before every setpoint a plan sends, through the rig or a driver: refused while tripped. The
+        expected inlet current is unknown from then until ``sink`` sets it again."""
+        self._refuse_if_tripped()
+        if self.expected.inlet_current is not None:
+            self.expected = dataclasses.replace(self.expected, inlet_current=None)
 
     def _refuse_if_tripped(self) -> None:
         if self.trip is not None:

@@ -114,7 +114,7 @@ class NacsInletFixture(InletFixture):
     def _write(self, name: str, value: float) -> None:
         """One command through the mailbox, with this session's token (never retried)."""
         words = fm.mailbox_words(self.token, fm.BY_NAME[name], value)
-        self.transport.write_registers(fm.MAILBOX, words, what=f"{name}={value:g}")
+        self.transport.write_registers(fm.MAILBOX, words, what=f"write {name}={value:g}")
 
     def select_path(self, selector: int) -> None:
         self._write("path_select", selector)

@@ -19,6 +19,7 @@ from instruments import fixture_map as fm
 from instruments.roles import Connector, CpMode, VehicleState
 from instruments.sim.circuits import pp_voltage
 from instruments.sim.model import BenchModel, FixtureBusy, FixtureRefused
+from instruments.sim.wire_log import WireLog
 
 log = logging.getLogger("instruments.sim")
 
@@ -51,6 +52,8 @@ class FixtureServer:
         self.port = port
         self.faults = ModbusFaults()
         self.writes: list[tuple[str, float]] = []  # audit log of accepted writes
+        self.connections = 0  # accepted so far
+        self.wire_log: WireLog | None = None  # every connection and command (with its claim tag), when set
         self._server = None
 
     @property
@@ -70,7 +73,8 @@ class FixtureServer:
         inputs = [SimData(fm.INPUT_BLOCK_START, count=fm.INPUT_BLOCK_COUNT, values=0,
                           datatype=DataType.REGISTERS)]
         device = SimDevice(id=self.unit_id, action=self._on_request, simdata=(bits, bits, holding, inputs))
-        self._server = ModbusTcpServer(device, address=(self.host, self.port), framer=FramerType(self.framer))
+        self._server = ModbusTcpServer(device, address=(self.host, self.port), framer=FramerType(self.framer),
+                                       trace_connect=self._on_connect)
         await self._server.serve_forever(background=True)
         self.port = self._server.transport.sockets[0].getsockname()[1]
 
@@ -78,6 +82,12 @@ class FixtureServer:
         if self._server is not None:
             await self._server.shutdown()
             self._server = None
+
+    def _on_connect(self, connected: bool) -> None:
+        if connected:
+            self.connections += 1
+            if self.wire_log:
+                self.wire_log.write("connect")
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -131,6 +141,8 @@ class FixtureServer:
         if token == 0:
             raise ValueError("token 0")
         value = reg.decode(words[3:4])
+        if self.wire_log:
+            self.wire_log.write(f"tag {token >> 16:04x} {reg.name}={value:g}")
         reg.encode(value)  # range check against the map
         with self.bench.lock:
             self.bench.advance()
