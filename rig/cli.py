@@ -281,6 +281,13 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     """
     import sys as _sys
 
+    plugins: list[Any] = []
+    if rig_file and not sim:  # own the bench before anything else: a second technician is told at once
+        from rig.bench_lock import BenchLock, Owner
+        from rig.config import load_config
+
+        plugins.append(BenchLock.acquire(load_config(rig_file), Owner.here(dut)))
+
     import pytest
 
     from rig.display import console, real_stdout
@@ -303,12 +310,6 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     args += [a for fault in sim_faults for a in ("--sim-fault", fault)]
     args += ["--yes"] if yes else []
     args += ["--allow-expired-calibration"] if allow_expired_calibration else []
-    plugins: list[Any] = []
-    if rig_file:  # own the bench before anything else: a second technician is told at once
-        from rig.bench_lock import BenchLock, Owner
-        from rig.config import load_config
-
-        plugins.append(BenchLock.acquire(load_config(rig_file), Owner.here(dut)))
     out = console(file=real_stdout())
     progress = Progress(out, live=out.is_terminal and not plain)
     try:

@@ -40,6 +40,7 @@ from instruments.roles import (
     Bound,
     DCSupply,
     ElectronicLoad,
+    FixtureReading,
     Identity,
     InletFixture,
     Instrument,
@@ -345,16 +346,25 @@ class Rig:
             self._trip(reason)
 
     def _changed_from_outside(self, sample: Sample) -> str | None:
-        """A bench that is no longer what this run set: another session's `rig safe`, a unit switched
-        off at its front panel, contactors opened by someone else."""
-        fixture = sample.fixture
-        if fixture is not None:
-            if self._safe_requests_seen is None:
-                self._safe_requests_seen = fixture.safe_requests
-            elif fixture.safe_requests != self._safe_requests_seen:
-                self._safe_requests_seen = fixture.safe_requests
-                return "bench made safe by another session (rig safe)"
-        return deviation(sample, self.expected, self.limits.current_band)
+        """A bench that is no longer what this run set: another session's `rig safe` (the fixture counts
+        its requests, on any PC), a unit switched off at its front panel, contactors opened by someone."""
+        if reason := self._rig_safe_seen(sample.fixture):
+            return reason
+        changed = deviation(sample, self.expected, self.limits.current_band)
+        if changed is None:
+            return None
+        try:  # a sample taken across `rig safe`'s request can show its effect first: name the cause
+            return self._rig_safe_seen(self.fixture.read()) or changed
+        except InstrumentError:
+            return changed
+
+    def _rig_safe_seen(self, fixture: FixtureReading | None) -> str | None:
+        if fixture is None:
+            return None
+        seen, self._safe_requests_seen = self._safe_requests_seen, fixture.safe_requests
+        if seen is not None and fixture.safe_requests != seen:
+            return "bench made safe by another session (rig safe)"
+        return None
 
     def _trip(self, reason: str) -> None:
         if "INH" in reason:

@@ -67,7 +67,8 @@ class ScpiServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         self.connections += 1
-        peer = "%s:%s" % writer.get_extra_info("peername")[:2]
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
         if self.wire_log:
             self.wire_log.write(f"{peer} connect")
         idle = self.dialect.IDLE_DROP_S
