@@ -397,6 +397,7 @@ class Checker:
     def __call__(self, limit_key: str, value: float, *, name: str | None = None) -> Any:
         from rig.recorder import Measurement
 
+        self.run.rig.check_not_tripped()  # no verdict from readings of a bench that tripped
         limit = self.run.profile.limit(limit_key)
         m = Measurement(
             test=self.item.nodeid, name=name or limit_key, value=float(value), unit=limit.unit, low=limit.low,

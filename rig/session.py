@@ -370,10 +370,10 @@ class Rig:
         if "INH" in reason:
             reason = self._inhibit_cause(reason)
         self.trip = reason
+        self._tripped.set()  # a plan waiting or sampling stops now, while the safe state runs
         self._event(f"SAFETY TRIP: {reason}")
         self._notify("trip", reason)
         self.safe_state(f"safety trip: {reason}")
-        self._tripped.set()
 
     def _inhibit_cause(self, reason: str) -> str:
         """An instrument inhibited has one cause, the fixture's safety chain: name it. (Within one sample
@@ -571,6 +571,12 @@ class Rig:
                 return
             self.clock.wait(self._tripped, remaining)
 
+    def check_not_tripped(self) -> None:
+        """SafetyTrip if the rig has tripped (unless inside ``expect_trip`` for that reason): a verdict
+        is never taken from a bench that stopped being what the plan set."""
+        if self._tripped.is_set():
+            self._raise_trip()
+
     def _raise_trip(self) -> None:
         if self.trip is not None and not self._trip_expected():
             raise SafetyTrip(self.trip)
@@ -580,7 +586,14 @@ class Rig:
             self._expected_trip.lower() in self.trip.lower()
 
     def sample(self) -> Sample:
-        """A fresh sample of every instrument, taken now (recorded and checked like any other)."""
+        """A fresh sample of every instrument, taken now (recorded and checked like any other).
+        SafetyTrip instead if the rig has tripped (unless expected): no reading of a bench that is no
+        longer what the plan set ever reaches a verdict."""
+        sample = self._fresh_sample()
+        self.check_not_tripped()
+        return sample
+
+    def _fresh_sample(self) -> Sample:
         sample = self.sampler.sample_once()
         self._on_sample(sample)
         return sample
@@ -589,11 +602,11 @@ class Rig:
         """Wait (rig seconds) until a sample satisfies ``condition``; RigError naming ``what`` if not."""
         deadline = self.clock.now() + timeout
         while True:
-            sample = self.sample()
-            if condition(sample):
-                return sample
+            sample = self._fresh_sample()
             if self._tripped.is_set():
                 self._raise_trip()
+            if condition(sample):
+                return sample
             if self.clock.now() > deadline:
                 raise RigError(f"timed out after {timeout:g} s waiting for {what}")
             self.clock.sleep(min(0.1, self.config.safety.sample_period / 10))
@@ -610,7 +623,7 @@ class Rig:
     def rearm(self) -> None:
         """Before a test: clear a finished trip (fixture latch, instrument protections) once its cause
         has gone. RigError if the cause remains (e.g. E-stop still pressed)."""
-        sample = self.sample()
+        sample = self._fresh_sample()
         fixture = sample.fixture
         if self.trip is None and fixture is not None and fixture.safety_chain_ok and not any(
                 r.protection for r in [*sample.supplies().values(), *sample.loads().values()]):
