@@ -57,6 +57,7 @@ from rig.sampler import Sample, Sampler
 
 log = logging.getLogger("rig")
 
+SAFE_STATE_WAIT_S = 120.0  # real seconds a plan waits for a trip's safe state to finish before it raises
 Listener = Callable[[str, Any], None]  # ("sample", Sample) | ("event", str) | ("safe", SafeStateReport)
 
 
@@ -155,6 +156,7 @@ class Rig:
         self.identities: dict[str, Identity] = {}
         self.watchdogs: dict[str, str] = {}
         self.trip: str | None = None
+        self.trip_was_expected = False  # the standing trip happened inside ``expect_trip`` for its reason
         #: What a plan is doing now (rig.steps.Activity), for progress displays.
         self.activity: Any = None
         self.safe_reports: list[SafeStateReport] = []
@@ -370,10 +372,11 @@ class Rig:
         if "INH" in reason:
             reason = self._inhibit_cause(reason)
         self.trip = reason
-        self._tripped.set()  # a plan waiting or sampling stops now, while the safe state runs
+        self.trip_was_expected = self._trip_expected()  # caused on purpose by the plan (E-stop tests)
         self._event(f"SAFETY TRIP: {reason}")
         self._notify("trip", reason)
         self.safe_state(f"safety trip: {reason}")
+        self._tripped.set()  # set once the bench is safe: a SafetyTrip a plan sees means "already safe"
 
     def _inhibit_cause(self, reason: str) -> str:
         """An instrument inhibited has one cause, the fixture's safety chain: name it. (Within one sample
@@ -570,15 +573,18 @@ class Rig:
                 self.clock.sleep(remaining)
                 return
             self.clock.wait(self._tripped, remaining)
+        self.check_not_tripped()  # a trip that began as the hold ended
 
     def check_not_tripped(self) -> None:
         """SafetyTrip if the rig has tripped (unless inside ``expect_trip`` for that reason): a verdict
-        is never taken from a bench that stopped being what the plan set."""
-        if self._tripped.is_set():
+        is never taken from a bench that stopped being what the plan set. A trip still making the bench
+        safe (on the sampler's thread) is waited for, so the caller meets a bench already safe."""
+        if self.trip is not None:
+            self._tripped.wait(SAFE_STATE_WAIT_S)
             self._raise_trip()
 
     def _raise_trip(self) -> None:
-        if self.trip is not None and not self._trip_expected():
+        if self.trip is not None and not (self._trip_expected() or self.trip_was_expected):
             raise SafetyTrip(self.trip)
 
     def _trip_expected(self) -> bool:
@@ -642,6 +648,7 @@ class Rig:
             unit.clear_protection()
         self._armed_since = self.clock.now()
         self.trip = None
+        self.trip_was_expected = False
         self._tripped.clear()
         self.wait_for(lambda s: s.fixture is not None and s.fixture.safety_chain_ok
                                and not any(r.protection for r in [*s.supplies().values(), *s.loads().values()]),

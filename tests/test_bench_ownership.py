@@ -15,13 +15,15 @@ import csv
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.safe_bench import StandaloneSim, read_state, rig_command, wait_until
+from tests.safe_bench import ROOT, StandaloneSim, read_state, rig_command, wait_until
 
 pytestmark = pytest.mark.slow
 HEARTBEAT_TIMEOUT = 2.0  # the simulator's rig config, real seconds
@@ -161,3 +163,31 @@ def test_rig_safe_during_a_hold_names_the_owner_and_trips_the_run_within_one_sam
     measurements = rows(folder / "measurements.csv")
     assert [m["name"] for m in measurements] == ["pp.unplugged"]  # taken before; nothing after the switch-off
     assert all(float(m["time_s"]) < trip_time for m in measurements)
+
+
+def test_beside_an_owner_check_and_pytest_refuse_and_monitor_reads(sim: StandaloneSim, tmp_path: Path) -> None:
+    env = env_with(tmp_path / "locks")
+    owner = run_plan(sim.config, "test_long_hold", "DUT-A", tmp_path / "a", env)
+    holding(sim, tmp_path / "a")
+    try:
+        before = wire(sim)
+        check = rig_command("check", "--rig", str(sim.config), env=env)
+        plain_pytest = subprocess.Popen(
+            [sys.executable, "-m", "pytest", PLANS, "-k", "test_pass", "--rig", str(sim.config), "--dut", "DUT-B",
+             "--results", str(tmp_path / "b"), "-q", "-p", "no:cacheprovider"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        outputs = []
+        for proc in (check, plain_pytest):
+            out, err = proc.communicate(timeout=60)
+            outputs.append((proc.returncode, out, err))
+        sent = new_lines(before, wire(sim))
+        assert not any("connect" in line for lines in sent.values() for line in lines), sent
+        for code, out, err in outputs:
+            assert code == 75 and f"pid {owner.pid}" in out + err, out + err
+        monitor = rig_command("monitor", "--rig", str(sim.config), "--count", "2", env=env)
+        out, err = monitor.communicate(timeout=60)
+        assert monitor.returncode == 0 and "inlet.current_a=" in out, out + err
+        assert read_state(sim.config).inlet_current > 9.0, "the owner's run was not disturbed"
+    finally:
+        owner.send_signal(signal.SIGINT)
+        owner.communicate(timeout=60)
