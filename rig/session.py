@@ -355,10 +355,13 @@ class Rig:
         changed = deviation(sample, self.expected, self.limits.current_band)
         if changed is None:
             return None
-        try:  # a sample taken across `rig safe`'s request can show its effect first: name the cause
-            return self._rig_safe_seen(self.fixture.read()) or changed
+        try:  # a sample taken across the cause (`rig safe`'s request, a broken safety chain that
+            # inhibits the units) can show its effect first: look again, and name the cause
+            fresh = self.fixture.read()
         except InstrumentError:
             return changed
+        cause = self._rig_safe_seen(fresh) or chain_reason(fresh)
+        return f"{cause} ({changed})" if cause else changed
 
     def _rig_safe_seen(self, fixture: FixtureReading | None) -> str | None:
         if fixture is None:
