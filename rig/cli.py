@@ -382,7 +382,7 @@ def safe(rig_file: Path | None, sim: bool) -> None:
                 interrupted = f"the session holding the fixture's claim (tag {claim_tag:04x}), on another PC"
         report = rig.safe_state("rig safe (operator)")
     finally:
-        rig.close_instruments()
+        rig.close_instruments(release_remote=interrupted is None)
         if bench is not None:
             bench.stop()
     out = console()

@@ -305,8 +305,14 @@ class Rig:
         self._release_bench_lock()
         self._pool.shutdown(wait=False)
 
-    def close_instruments(self) -> None:
-        """Close every connection without touching the bench (after ``rig safe``)."""
+    def close_instruments(self, *, release_remote: bool = True) -> None:
+        """Close every connection without touching the bench (after ``rig safe``). Without
+        ``release_remote`` the units stay in remote control: the session that owns the bench still
+        drives them, and handing them back to local would refuse its own commands (-221 on EA units)."""
+        if not release_remote:
+            for inst in self.instruments.values():
+                if hasattr(inst, "remote_taken"):
+                    inst.remote_taken = False  # type: ignore[attr-defined]
         self._close_instruments()
         self._pool.shutdown(wait=False)
 

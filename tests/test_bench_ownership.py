@@ -152,6 +152,8 @@ def test_rig_safe_during_a_hold_names_the_owner_and_trips_the_run_within_one_sam
     out_a, err_a = owner.communicate(timeout=60)
     assert owner.returncode == 3, out_a + err_a
     meta = json.loads((folder / "run.json").read_text())
+    # rig safe left the units in remote control for their owner, whose own safe state then succeeds
+    assert all(line.startswith("ok") for line in meta["final_safe_state"]), meta["final_safe_state"]
     trips = meta["safety_trips"]
     assert trips and "another session (rig safe)" in trips[0]["reason"], trips
     trip_time = trips[0]["time_s"]
