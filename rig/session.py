@@ -475,6 +475,11 @@ class Rig:
         return self._expected_trip is not None and self.trip is not None and \
             self._expected_trip.lower() in self.trip.lower()
 
+    @property
+    def trip_expected(self) -> bool:
+        """The current trip is the one an ``expect_trip`` block waits for (recorded as such in run.json)."""
+        return self._trip_expected()
+
     def sample(self) -> Sample:
         """A fresh sample of every instrument, taken now (recorded and checked like any other)."""
         sample = self.sampler.sample_once()
