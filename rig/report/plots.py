@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from rig import si
@@ -36,12 +37,18 @@ TRIP_RED = "#c00000"
 LIMIT_ORANGE = "#e07000"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Plot:
     name: str  # file name beside the report, e.g. "temperatures.png"
     title: str
     caption: str
-    png: bytes
+    figure: Any  # the matplotlib Figure (tests read its lines and legends)
+
+    @cached_property
+    def png(self) -> bytes:
+        out = io.BytesIO()
+        self.figure.savefig(out, format="png")
+        return out.getvalue()
 
 
 def time_axis(span_s: float) -> tuple[float, str]:
@@ -89,12 +96,6 @@ def _figure(width: float, height: float) -> Any:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
-
-
-def _png(fig: Any) -> bytes:
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    return out.getvalue()
 
 
 def _outside_legend(ax: Any) -> None:
@@ -177,7 +178,7 @@ def plot_temperatures(run: Run, rows: Sequence[TestVerdict]) -> Plot | None:
     ax.grid(True, alpha=0.3)
     _outside_legend(ax)
     caption = _temperature_caption(run)
-    return Plot("temperatures.png", "Temperatures", caption, _png(fig))
+    return Plot("temperatures.png", "Temperatures", caption, fig)
 
 
 def _temperature_caption(run: Run) -> str:
@@ -233,7 +234,7 @@ def plot_power(run: Run, rows: Sequence[TestVerdict]) -> Plot | None:
     bottom.set(ylabel="current (A)", xlabel=line.label)
     caption = ("Inlet voltage (with each supply's output) and inlet current (with the supply and load totals) vs "
                "rig time, linear scales; red lines are the rig's trip levels; grey bands are the tests.")
-    return Plot("power.png", "Inlet voltage and current", caption, _png(fig))
+    return Plot("power.png", "Inlet voltage and current", caption, fig)
 
 
 def _total(run: Run, names: Sequence[str]) -> list[float] | None:
@@ -284,7 +285,7 @@ def plot_pilot(run: Run, rows: Sequence[TestVerdict]) -> Plot | None:
     ax.grid(True, axis="x", alpha=0.3)
     _outside_legend(ax)
     caption = "CP and PP voltages measured (markers) against their windows from the limits profile (bars)."
-    return Plot("pilot.png", "Control pilot and proximity", caption, _png(fig))
+    return Plot("pilot.png", "Control pilot and proximity", caption, fig)
 
 
 PLOTTERS: tuple[Callable[[Run, Sequence[TestVerdict]], Plot | None], ...] = (plot_temperatures, plot_power, plot_pilot)

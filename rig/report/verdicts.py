@@ -155,7 +155,8 @@ def _verdict(run: Run, case: Case | None, node: str, results: list[Result], test
     stopped = run.outcome in ("interrupted", "running", "unknown", "error") or not run.finished
     if junit_key(node) == last_active and stopped and (results or last_active):
         why = f"the run stopped during this test (outcome: {run.outcome}); no verdict was recorded"
-        done = f"{len(results)} measurement(s) taken before it stopped, all within limits" if results and not failed else ""
+        done = f"{len(results)} measurement(s) taken before it stopped, all within limits" \
+            if results and not failed else ""
         return INTERRUPTED, _join([why, done, _measured(failed), *(_trip_text(t) for t in unexpected)])
     if not results and not _has_samples(run, node):
         return NOT_RUN, f"not reached: the run ended before this test (outcome: {run.outcome})"
