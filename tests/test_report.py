@@ -105,18 +105,36 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SELECTION = "pilot_state_voltage or shutdown or endurance"
 
 
+def real_run(results: Path, *args: str) -> Path:
+    """`rig run` on the simulated bench in a subprocess, as a technician runs it; the run folder."""
+    proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--plain", "--yes", "--results", str(results),
+                           "--tier", "1000", *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    folders = sorted(p for p in results.iterdir() if p.is_dir())
+    assert folders, proc.stdout + proc.stderr
+    return folders[-1]
+
+
 @pytest.fixture(scope="module")
 def degraded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Pilot states pass; E-stop and interlock tests pass by tripping the rig on purpose; the contact
     resistance fails before and after endurance; the endurance hold trips on over-temperature before
     it measures anything."""
-    results = tmp_path_factory.mktemp("real")
-    proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--plain", "--yes", "--results", str(results),
-                           "--dut", "REPORT-1", "--tier", "1000", "--sim-fault", "degraded_contact", "-k", SELECTION],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    folders = sorted(p for p in results.iterdir() if p.is_dir())
-    assert folders, proc.stdout + proc.stderr
-    return folders[-1]
+    return real_run(tmp_path_factory.mktemp("real"), "--dut", "REPORT-1", "--sim-fault", "degraded_contact",
+                    "-k", SELECTION)
+
+
+@pytest.mark.slow
+def test_a_passing_run_whose_tests_trip_on_purpose_shows_no_safety_trip(tmp_path: Path) -> None:
+    folder = real_run(tmp_path, "--dut", "REPORT-2", "-k", "shutdown")
+    proc = subprocess.run([sys.executable, "-m", "rig", "report", str(folder)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    text = visible(page)
+    assert "SAFETY TRIP" not in text and "tag unexpected" not in page
+    assert visible(page[:page.index("<h2>")]).count("PASS 2 tests: 2 pass 2 expected trips") == 1
+    assert [r.split(" ")[3] for r in table_rows(section(page, "Verdict per test"))] == ["PASS", "PASS"]
+    assert "None: every test passed" in visible(section(page, "Failures and warnings"))
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +169,7 @@ def test_the_page_opens_with_the_verdict_table(degraded_page: str) -> None:
     assert rows[0].startswith("1 test_pilot_state_voltage[A] test_plans/test_control_pilot.py PASS cp.state_a.high = ")
     hold = next(r for r in rows if "test_temperature_rise_at_rated_current" in r)
     assert " FAIL " in hold and "over-temperature: DC+ contact" in hold
-    failures = visible(section(degraded_page, "Failures"))
+    failures = visible(section(degraded_page, "Failures and warnings"))
     for name in ("test_contact_resistance_before_endurance", "test_temperature_rise_at_rated_current",
                  "test_contact_resistance_after_endurance"):
         assert name in failures
@@ -306,7 +324,9 @@ def test_calibration_dates_are_a_column_with_their_status(tmp_path: Path) -> Non
     assert "2026-11-01: EXPIRED 27 days before the run" in rows["load_hv"]
     assert "2026-12-10: due 12 days after the run" in rows[FIXTURE]
     assert "not recorded in the rig file" in rows["psu_hc1"]
-    assert "CALIBRATION OVERRIDE" in visible(section(page, "Failures"))
+    assert "CALIBRATION OVERRIDE the run was started with --allow-expired-calibration: calibration of load_hv had " \
+        "expired" in visible(section(page, "Failures and warnings"))
+    assert "calibration expired: load_hv" in visible(page[:page.index("<h2>")])
 
 
 def test_instrument_capabilities_are_shown_when_recorded(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ tr.bad td { background: #fdf0f1; }
 .figs { color: #333; }
 ul.fails { margin: .3em 0; padding-left: 1.3em; } ul.fails li { margin: .25em 0; }
 .ok { color: var(--green); font-weight: 600; }
+.cal-expired { color: var(--red); font-weight: 700; } .cal-soon { color: var(--amber); font-weight: 600; }
 .banner { padding: .6em 1em; margin: .6em 0; border-left: 6px solid var(--amber); background: #fff8e6; }
 figure { margin: .8em 0 1.4em; } figure img { width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: .85em; color: #444; margin-top: .2em; }
@@ -154,6 +155,9 @@ def header(run: Run, rows: Sequence[TestVerdict]) -> str:
     extra = []
     if unexpected:
         extra.append(f'<span class="tag unexpected">{unexpected} unexpected safety trip{"s" * (unexpected > 1)}</span>')
+    expired = expired_calibrations(run)
+    if expired:
+        extra.append(f'<span class="tag warn">calibration expired: {e(", ".join(expired))}</span>')
     if expected:
         extra.append(f'<span class="tag expected">{expected} expected trip{"s" * (expected > 1)} '
                      f"(caused on purpose by the test)</span>")
@@ -241,12 +245,14 @@ def failures(run: Run, rows: Sequence[TestVerdict]) -> str:
     for fault in run.meta.get("faults") or []:
         if not any(junit_key(str(fault).split(": ", 1)[0]) == k for k in listed):
             items.append(f"<li>fault: {e(si.in_text(str(fault)))}</li>")
-    if run.meta.get("calibration_override") is True:
+    expired = expired_calibrations(run)
+    if run.meta.get("calibration_override") is True or expired:
+        names = f": calibration of {', '.join(expired)} had expired" if expired else ""
         items.append('<li><span class="tag warn">CALIBRATION OVERRIDE</span>the run was started with '
-                     "--allow-expired-calibration</li>")
+                     f"--allow-expired-calibration{e(names)}</li>")
     skipped = [v for v in rows if v.verdict == SKIPPED]
     if not items:
-        text = '<p class="ok">No failures: every test that ran passed, and no unexpected safety trip.</p>'
+        text = '<p class="ok">None: every test passed, no unexpected safety trip, no calibration override.</p>'
     else:
         text = f'<ul class="fails">{"".join(items)}</ul>'
     if skipped:
@@ -296,10 +302,18 @@ def calibration(due: Any, started: Any, simulated: bool) -> tuple[str, str]:
         return si.plain(due), ""
     days = (due_date - day).days
     if days < 0:
-        return f"{due_date.isoformat()}: EXPIRED {-days} days before the run", "v-FAIL"
+        return f"{due_date.isoformat()}: EXPIRED {-days} days before the run", "cal-expired"
     if days <= 30:
-        return f"{due_date.isoformat()}: due {days} days after the run", "v-SKIPPED"
+        return f"{due_date.isoformat()}: due {days} days after the run", "cal-soon"
     return f"{due_date.isoformat()}: valid", ""
+
+
+def expired_calibrations(run: Run) -> list[str]:
+    """Instruments whose calibration had expired when the run started."""
+    table = run.meta.get("instruments")
+    entries = table.items() if isinstance(table, dict) else []
+    return [name for name, entry in entries if isinstance(entry, dict) and calibration(
+        entry.get("calibration_due"), run.meta.get("started"), run.simulated)[1] == "cal-expired"]
 
 
 def instruments(run: Run) -> str:
@@ -365,7 +379,7 @@ def _test_ref(test: str, numbers: dict[str, int]) -> str:
     if not test:
         return "between tests"
     number = numbers.get(junit_key(test))
-    return f"{'#' + str(number) + ' ' if number else ''}{e(test.rsplit('::', 1)[-1])}"
+    return f"{'#' + str(number) + ' ' if number else ''}{breakable(test.rsplit('::', 1)[-1])}"
 
 
 def prompts(run: Run, rows: Sequence[TestVerdict]) -> str:
@@ -377,7 +391,7 @@ def prompts(run: Run, rows: Sequence[TestVerdict]) -> str:
         f"<tr><td>{_test_ref(str(p.get('test', '')), numbers)}</td><td>{e(si.plain(p.get('text')))}</td>"
         f"<td>{e(si.plain(p.get('answer')))}</td><td>{e(si.plain(p.get('answered_by')))}</td></tr>"
         for p in items if isinstance(p, dict))
-    return ('<table><colgroup><col style="width:26%"><col><col style="width:5em"><col style="width:9em"></colgroup>'
+    return ('<table><colgroup><col style="width:26%"><col><col style="width:5.6em"><col style="width:9em"></colgroup>'
             "<thead><tr><th>test</th><th>question</th><th>answer</th><th>answered by</th></tr></thead>"
             f"<tbody>{body}</tbody></table>")
 
@@ -405,8 +419,8 @@ def measurements(rows: Sequence[TestVerdict]) -> str:
                         f"<td>{e(r.confidence)}</td></tr>")
     if not body:
         return "<p>No measurements recorded.</p>"
-    return ('<table class="measurements"><colgroup><col style="width:2.6em"><col style="width:23%">'
-            '<col style="width:9%"><col style="width:12%"><col style="width:5.6em"><col><col style="width:4.4em">'
+    return ('<table class="measurements"><colgroup><col style="width:2.6em"><col style="width:21%">'
+            '<col style="width:8.5%"><col style="width:9.5em"><col style="width:5.6em"><col><col style="width:4.4em">'
             "</colgroup><thead><tr><th>#</th><th>measurement</th><th>value</th><th>limit</th><th>verdict</th>"
             f"<th>limit key and source</th><th>conf.</th></tr></thead><tbody>{''.join(body)}</tbody></table>")
 
@@ -456,7 +470,7 @@ def render(run: Run, rows: Sequence[TestVerdict], images: Sequence[Plot]) -> str
 {header(run, rows)}
 <h2>Verdict per test</h2>
 {verdict_table(rows)}{order_note}
-<h2>Failures</h2>
+<h2>Failures and warnings</h2>
 {failures(run, rows)}
 <h2>Run, DUT, rig and profile</h2>
 {identity(run)}

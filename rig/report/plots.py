@@ -135,7 +135,7 @@ def mark_trips(ax: Any, run: Run, line: Timeline, legend: bool) -> None:
         if trip.time_s is None:
             continue
         style = dict(color="#777", linestyle=":", linewidth=1.2) if trip.expected else \
-            dict(color=TRIP_RED, linestyle="-", linewidth=1.6)
+            dict(color=TRIP_RED, linestyle=(0, (6, 3)), linewidth=2.2)
         name = "expected trip (test's own)" if trip.expected else "SAFETY TRIP (unexpected)"
         ax.axvline(line.x(trip.time_s), label=name if legend and trip.expected not in shown else None, **style)
         shown.add(trip.expected)
