@@ -29,6 +29,7 @@ from rig.report import (
 )
 from rig.report.run import junit_key, nodeid
 from rig.report.series import phases, trip_level
+from rig.report.verdicts import clean_message
 from tests.run_factory import (
     AMBIENT,
     ENDURANCE,
@@ -476,6 +477,22 @@ def test_not_a_run_folder(tmp_path: Path) -> None:
 def test_junit_names_map_to_node_ids(classname: str, name: str, node: str) -> None:
     assert nodeid(classname, name) == node
     assert junit_key(node) == f"{classname}::{name}"
+
+
+@pytest.mark.parametrize(("message", "reason"), [
+    ("rig.errors.SafetyTrip: safety trip: over-temperature: DC+ contact 92.1 °C > 90 °C",
+     "unexpected safety trip: over-temperature: DC+ contact 92.1 °C > 90 °C"),
+    ('failed on setup with "rig.errors.RigError: E-stop still pressed"',
+     "error in setup: RigError: E-stop still pressed"),
+    ("instruments.errors.InstrumentFault: psu_hv: no reply to MEAS:VOLT?",
+     "InstrumentFault: psu_hv: no reply to MEAS:VOLT?"),
+    ("AssertionError: test current not flowing\nassert 0.0 == 900 ± 18", "test current not flowing"),
+    ("Failed: operator declined: Enclosure closed?", "operator declined: Enclosure closed?"),
+    ("Failed: 1 measurement(s) out of limits:\n  x = 0.00018 Ω outside -inf .. 0.0001 Ω",
+     "1 measurement(s) out of limits: x = 180 µΩ outside -inf .. 100 µΩ"),
+])
+def test_pytest_messages_become_one_readable_reason(message: str, reason: str) -> None:
+    assert clean_message(message) == reason
 
 
 @pytest.mark.parametrize(("span", "unit"), [(60, "s"), (3660, "min"), (11 * 3600, "h")])

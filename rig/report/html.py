@@ -103,7 +103,7 @@ def breakable(text: str) -> str:
     return e(text).replace("_", "_<wbr>").replace(".", ".<wbr>").replace("[", "<wbr>[")
 
 
-def _when(text: Any) -> str:
+def when(text: Any) -> str:
     """An ISO time as "2026-12-02 07:03:27 UTC+00:00"; anything else as given."""
     try:
         moment = dt.datetime.fromisoformat(str(text))
@@ -177,7 +177,7 @@ def header(run: Run, rows: Sequence[TestVerdict]) -> str:
                    "</div>")
     facts = [("DUT", serial), ("tier / rated current", _dut_rating(meta)), ("operator", si.plain(meta.get("operator"))),
              ("rig", si.plain(_get(meta, "rig", "name") or meta.get("rig"))),
-             ("started", _when(meta.get("started")) if meta.get("started") else "—"),
+             ("started", when(meta.get("started")) if meta.get("started") else "—"),
              ("duration", _duration(meta, run) or "—"),
              ("profile", _profile_name(meta)),
              ("host", si.plain(meta.get("host")))]
@@ -272,8 +272,8 @@ def identity(run: Run) -> str:
         ("DUT serial", si.plain(_get(meta, "dut", "serial") or meta.get("dut"))),
         ("DUT rating", _dut_rating(meta)),
         ("operator", si.plain(meta.get("operator"))),
-        ("started / ended", f"{_when(meta.get('started')) if meta.get('started') else '—'}  →  "
-                            f"{_when(meta.get('ended')) if meta.get('ended') else 'not ended'}"),
+        ("started / ended", f"{when(meta.get('started')) if meta.get('started') else '—'}  →  "
+                            f"{when(meta.get('ended')) if meta.get('ended') else 'not ended'}"),
         ("rig", f"{si.plain(rig.get('name') or meta.get('rig'))}"
                 f"{'  (SIMULATED, time scale ' + si.plain(rig.get('time_scale')) + '×)' if run.simulated else ''}"),
         ("rig file", rig_file),

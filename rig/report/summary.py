@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rig import si
+from rig.report.html import when
 from rig.report.run import Run, junit_key
 from rig.report.verdicts import PASS, TestVerdict, overall, trips
 
@@ -28,7 +29,8 @@ def summary(run: Run, rows: Sequence[TestVerdict], plain: bool = False) -> Any:
     head.add_column(style="bold")
     head.add_column()
     for key, value in (("run", run.name), ("DUT", serial), ("operator", meta.get("operator")),
-                       ("rig", rig.get("name") if isinstance(rig, dict) else rig), ("started", meta.get("started")),
+                       ("rig", rig.get("name") if isinstance(rig, dict) else rig),
+                       ("started", when(meta["started"]) if meta.get("started") else None),
                        ("outcome", run.outcome)):
         if value:
             head.add_row(key, si.plain(value))
@@ -45,7 +47,8 @@ def summary(run: Run, rows: Sequence[TestVerdict], plain: bool = False) -> Any:
     table.add_column("verdict")
     table.add_column("reason / key figures", overflow="fold", max_width=90)
     for v in rows:
-        tags = [f"expected trip: {t.reason}" if t.expected else f"SAFETY TRIP: {t.reason}" for t in v.trips]
+        tags = [f"expected trip: {t.reason}" if t.expected else f"SAFETY TRIP: {t.reason}" for t in v.trips
+                if t.expected or t.reason not in v.reason]  # a reason that names the trip needs no repeat
         figures = ", ".join(f"{r.name} = {si.quantity(r.value, r.unit)}" for r in v.results)
         detail = "; ".join([*tags, v.reason if v.verdict != PASS else figures])
         table.add_row(str(v.number), Text(v.nodeid.rsplit("::", 1)[-1]), Text(v.verdict, style=status_style(v.verdict)),

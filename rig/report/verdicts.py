@@ -202,7 +202,11 @@ def clean_message(message: str, verdict: str = FAIL) -> str:
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     if not lines:
         return ""
-    first = lines[0]
+    first, stage = lines[0], ""
+    for when in ("setup", "teardown"):  # pytest: failed on setup with "pkg.Error: text"
+        prefix = f'failed on {when} with "'
+        if first.startswith(prefix):
+            first, stage = first[len(prefix):].removesuffix('"'), f"error in {when}: "
     head, sep, rest = first.partition(": ")
     if sep and "." in head and " " not in head:  # "package.module.ExceptionName: text"
         kind = head.rsplit(".", 1)[1]
@@ -214,7 +218,7 @@ def clean_message(message: str, verdict: str = FAIL) -> str:
     if first.startswith("Skipped: "):
         first = first[len("Skipped: "):]
     extra = [ln for ln in lines[1:] if not ln.startswith(("assert ", "where ", "+", "-", "E ", "and "))][:3]
-    return si.in_text(" ".join([first, *extra]))
+    return si.in_text(stage + " ".join([first, *extra]))
 
 
 def _join(parts: list[str]) -> str:
