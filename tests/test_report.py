@@ -163,6 +163,20 @@ def test_every_test_has_a_verdict_and_every_failure_a_reason(degraded: Path) -> 
 
 
 @pytest.mark.slow
+def test_tests_that_error_before_measuring_are_rows_with_the_reason(tmp_path: Path) -> None:
+    folder = real_run(tmp_path, "--dut", "REPORT-3", "--sim-fault", "estop", "-k", "pilot_state_voltage")
+    run = load_run(folder)
+    assert run.results == []  # nothing was measured: the old report said nothing about these tests
+    rows = verdicts(run)
+    assert len(rows) == 6 and {v.verdict for v in rows} == {"ERROR"}
+    assert all(v.reason.startswith("error in setup: RigError: cannot re-arm") and "E-stop" in v.reason for v in rows)
+    page = write_report(run).html.read_text(encoding="utf-8")
+    assert "FAIL 6 tests: 6 error" in visible(page[:page.index("<h2>")])
+    shown = table_rows(section(page, "Verdict per test"))
+    assert len(shown) == 6 and all(" ERROR error in setup: RigError: cannot re-arm" in r for r in shown)
+
+
+@pytest.mark.slow
 def test_the_page_opens_with_the_verdict_table(degraded_page: str) -> None:
     assert degraded_page.index("<h2>Verdict per test</h2>") < degraded_page.index("<h2>Run, DUT, rig and profile</h2>")
     rows = table_rows(section(degraded_page, "Verdict per test"))
