@@ -419,6 +419,8 @@ def test_an_interrupted_run_names_the_test_it_stopped_in_and_the_tests_never_run
     assert top.startswith("Inlet test report: INLET-42") and "Unfinished run." in top
     assert "FAIL 5 tests: 2 fail, 1 no verdict, 1 interrupted, 1 not run" in top  # failed measurements: no pass
     assert "last line incomplete" in visible(section(page, "Reader notes"))
+    assert "NOT RUN — 1 test not reached (the run ended first, outcome: running): #5 test_tier_voltage[500V]" in \
+        visible(section(page, "Failures and warnings"))
     assert len(files.images) == 3
     limit = temperature_limit(run)  # no rise measured yet: the profile named in run.json (hash checked)
     assert limit is not None and limit.value_c == pytest.approx(AMBIENT + 50) and "j3400.toml" in limit.source

@@ -19,7 +19,7 @@ from typing import Any
 from rig import si
 from rig.report.plots import Plot
 from rig.report.run import Result, Run, junit_key
-from rig.report.verdicts import NOT_PASSED, PASS, SKIPPED, TestVerdict, Trip, overall, trips
+from rig.report.verdicts import NOT_PASSED, NOT_RUN, PASS, SKIPPED, TestVerdict, Trip, overall, trips
 
 # Fields of run.json this page shows in their own place; any other field is listed under "Other records".
 SHOWN = {"run_id", "dut", "tier", "operator", "started", "ended", "command", "host", "rig", "profile", "limits",
@@ -64,7 +64,7 @@ td.n { text-align: right; color: var(--grey); }
 .mono, code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .86em; }
 .v { font-weight: 700; white-space: nowrap; }
 .v-PASS { color: var(--green); } .v-SKIPPED { color: var(--grey); }
-.v-FAIL, .v-ERROR, .v-INTERRUPTED, .v-NOT.RUN, .v-NO.VERDICT { color: var(--red); }
+.v-FAIL, .v-ERROR, .v-INTERRUPTED, .v-NOT-RUN, .v-NO-VERDICT { color: var(--red); }
 tr.bad td { background: #fdf0f1; }
 .tag { display: inline-block; font-size: .78em; font-weight: 600; padding: 0 .45em; border-radius: 3px;
        margin: .1em .3em .1em 0; white-space: nowrap; }
@@ -96,6 +96,10 @@ footer { margin-top: 2em; font-size: .78em; color: var(--grey); overflow-wrap: a
 
 def e(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+def verdict_badge(verdict: str) -> str:
+    return f'<span class="v v-{e(verdict.replace(" ", "-"))}">{e(verdict)}</span>'
 
 
 def breakable(text: str) -> str:
@@ -212,7 +216,7 @@ def verdict_table(rows: Sequence[TestVerdict]) -> str:
         css = ' class="bad"' if v.verdict in NOT_PASSED else ""
         body.append(f'<tr{css}><td class="n">{v.number}</td>'
                     f'<td><b>{breakable(v.name)}</b><span class="mod">{e(v.module)}'
-                    f'</span></td><td><span class="v v-{e(v.verdict)}">{e(v.verdict)}</span></td>'
+                    f'</span></td><td>{verdict_badge(v.verdict)}</td>'
                     f"<td>{tags}{detail}</td></tr>")
     return ('<table class="verdicts"><colgroup><col style="width:2.6em"><col style="width:38%">'
             '<col style="width:8.8em"><col></colgroup><thead><tr><th>#</th><th>test</th><th>verdict</th>'
@@ -232,8 +236,13 @@ def _figures(results: Iterable[Result], limit: int = 4) -> str:
 
 
 def failures(run: Run, rows: Sequence[TestVerdict]) -> str:
-    items = [f"<li><b>#{v.number} {e(v.name)}</b>: <span class=\"v v-{e(v.verdict)}\">{e(v.verdict)}</span> — "
-             f"{e(v.reason)}</li>" for v in rows if v.verdict in NOT_PASSED]
+    items = [f"<li><b>#{v.number} {e(v.name)}</b>: {verdict_badge(v.verdict)} — {e(v.reason)}</li>"
+             for v in rows if v.verdict in NOT_PASSED and v.verdict != NOT_RUN]
+    never = [v for v in rows if v.verdict == NOT_RUN]
+    if never:  # one line for all of them: the reason is the same
+        items.append(f'<li>{verdict_badge(NOT_RUN)} — {len(never)} test{"s" * (len(never) > 1)} '
+                     f"not reached (the run ended first, outcome: {e(run.outcome)}): "
+                     + ", ".join(f"#{v.number} {e(v.name)}" for v in never) + "</li>")
     listed = {junit_key(v.nodeid) for v in rows if v.verdict in NOT_PASSED}
     for t in trips(run, {junit_key(c.nodeid): c for c in run.cases or []}):
         if not t.expected and junit_key(t.test) not in listed:
@@ -414,7 +423,7 @@ def measurements(rows: Sequence[TestVerdict]) -> str:
                         f'<td>{breakable(r.name)}<span class="mod">at {e(when)}</span>'
                         f'</td><td class="num">{e(si.quantity(r.value, r.unit))}</td>'
                         f"<td>{e(si.window(r.low, r.high, r.unit) or 'none')}</td>"
-                        f'<td><span class="v v-{e(r.verdict)}">{e(r.verdict)}</span></td>'
+                        f'<td>{verdict_badge(r.verdict)}</td>'
                         f'<td class="small"><code>{e(r.limit)}</code> — {e(r.source)}</td>'
                         f"<td>{e(r.confidence)}</td></tr>")
     if not body:
