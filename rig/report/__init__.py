@@ -23,11 +23,32 @@ from typing import Any
 from rig.report.plots import Plot, plots, time_axis
 from rig.report.run import Case, Result, Run, Samples, load_run
 from rig.report.series import Bench, TemperatureLimit, bench, temperature_columns, temperature_limit
-from rig.report.verdicts import TestVerdict, Trip, trips, verdicts
+from rig.report.verdicts import Trip, VerdictRow, trips, verdicts
 
-__all__ = ["Bench", "Case", "Plot", "ReportFiles", "Result", "Run", "Samples", "TemperatureLimit", "TestVerdict",
-           "Trip", "bench", "load_run", "plots", "print_summary", "render_html", "report", "temperature_columns",
-           "temperature_limit", "time_axis", "trips", "verdicts", "write_report"]
+__all__ = [
+    "Bench",
+    "Case",
+    "Plot",
+    "ReportFiles",
+    "Result",
+    "Run",
+    "Samples",
+    "TemperatureLimit",
+    "Trip",
+    "VerdictRow",
+    "bench",
+    "load_run",
+    "plots",
+    "print_summary",
+    "render_html",
+    "report",
+    "temperature_columns",
+    "temperature_limit",
+    "time_axis",
+    "trips",
+    "verdicts",
+    "write_report",
+]
 
 
 @dataclass(frozen=True)

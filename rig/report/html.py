@@ -19,7 +19,7 @@ from typing import Any
 from rig import si
 from rig.report.plots import Plot
 from rig.report.run import Result, Run, junit_key
-from rig.report.verdicts import NOT_PASSED, NOT_RUN, PASS, SKIPPED, TestVerdict, Trip, overall, trips
+from rig.report.verdicts import NOT_PASSED, NOT_RUN, PASS, SKIPPED, Trip, VerdictRow, overall, trips
 
 # Fields of run.json this page shows in their own place; any other field is listed under "Other records".
 SHOWN = {"run_id", "dut", "tier", "operator", "started", "ended", "command", "host", "rig", "profile", "limits",
@@ -149,9 +149,9 @@ def _get(meta: dict[str, Any], *path: str) -> Any:
 # --- sections ---------------------------------------------------------------------------------------
 
 
-def header(run: Run, rows: Sequence[TestVerdict]) -> str:
+def header(run: Run, rows: Sequence[VerdictRow]) -> str:
     meta = run.meta
-    serial = _get(meta, "dut", "serial") or (meta.get("dut") if isinstance(meta.get("dut"), str) else "") or "—"
+    serial = _serial(meta)
     word, tally = overall(run, rows)
     run_trips = trips(run, {junit_key(c.nodeid): c for c in run.cases or []})
     expected = sum(t.expected for t in run_trips)
@@ -189,6 +189,12 @@ def header(run: Run, rows: Sequence[TestVerdict]) -> str:
     return "\n".join(out)
 
 
+def _serial(meta: dict[str, Any]) -> str:
+    """The DUT serial: run.json ``dut.serial`` (or a plain ``dut`` string in older runs)."""
+    dut = meta.get("dut")
+    return str((dut.get("serial") if isinstance(dut, dict) else dut) or "—")
+
+
 def _profile_name(meta: dict[str, Any]) -> str:
     return " ".join(str(p) for p in (_get(meta, "profile", "name"), _get(meta, "profile", "version")) if p) or "—"
 
@@ -205,7 +211,7 @@ def _dut_rating(meta: dict[str, Any]) -> str:
     return " / ".join(parts) or "—"
 
 
-def verdict_table(rows: Sequence[TestVerdict]) -> str:
+def verdict_table(rows: Sequence[VerdictRow]) -> str:
     if not rows:
         return "<p>No tests recorded.</p>"
     body = []
@@ -235,7 +241,7 @@ def _figures(results: Iterable[Result], limit: int = 4) -> str:
     return f'<span class="figs">{", ".join(items[:limit])}{e(more)}</span>' if items else ""
 
 
-def failures(run: Run, rows: Sequence[TestVerdict]) -> str:
+def failures(run: Run, rows: Sequence[VerdictRow]) -> str:
     items = [f"<li><b>#{v.number} {e(v.name)}</b>: {verdict_badge(v.verdict)} — {e(v.reason)}</li>"
              for v in rows if v.verdict in NOT_PASSED and v.verdict != NOT_RUN]
     never = [v for v in rows if v.verdict == NOT_RUN]
@@ -278,7 +284,7 @@ def identity(run: Run) -> str:
     rig_file = rig.get("file") or "—"
     rig_hash = rig.get("sha256") or ("none: a simulated bench has no rig file" if run.simulated else "not recorded")
     rows = [
-        ("DUT serial", si.plain(_get(meta, "dut", "serial") or meta.get("dut"))),
+        ("DUT serial", _serial(meta)),
         ("DUT rating", _dut_rating(meta)),
         ("operator", si.plain(meta.get("operator"))),
         ("started / ended", f"{when(meta.get('started')) if meta.get('started') else '—'}  →  "
@@ -358,7 +364,7 @@ def _compact(value: Any) -> str:
     return e(si.plain(value))
 
 
-def safety(run: Run, rows: Sequence[TestVerdict]) -> str:
+def safety(run: Run, rows: Sequence[VerdictRow]) -> str:
     numbers = {junit_key(v.nodeid): v.number for v in rows}
     run_trips = trips(run, {junit_key(c.nodeid): c for c in run.cases or []})
     out = []
@@ -377,10 +383,11 @@ def safety(run: Run, rows: Sequence[TestVerdict]) -> str:
         steps = entry.get("steps", []) if isinstance(entry, dict) else []
         reason = entry.get("reason") if isinstance(entry, dict) else entry
         out.append(f'<p><span class="tag unexpected">SAFE STATE INCOMPLETE</span>{e(reason)}</p>'
-                   + "".join(f'<div class="mono">{e(s)}</div>' for s in steps))
+                   + "".join(f'<div class="mono">{e(si.in_text(str(s)))}</div>' for s in steps))
     final = run.meta.get("final_safe_state")
     if isinstance(final, list) and final:
-        out.append("<h3>Final safe state</h3>" + "".join(f'<div class="mono">{e(s)}</div>' for s in final))
+        lines = "".join(f'<div class="mono">{e(si.in_text(str(s)))}</div>' for s in final)
+        out.append(f"<h3>Final safe state</h3>{lines}")
     return "\n".join(out)
 
 
@@ -391,7 +398,7 @@ def _test_ref(test: str, numbers: dict[str, int]) -> str:
     return f"{'#' + str(number) + ' ' if number else ''}{breakable(test.rsplit('::', 1)[-1])}"
 
 
-def prompts(run: Run, rows: Sequence[TestVerdict]) -> str:
+def prompts(run: Run, rows: Sequence[VerdictRow]) -> str:
     items = run.meta.get("prompts") or []
     if not items:
         return "<p>No operator prompts.</p>"
@@ -413,7 +420,7 @@ def figures(images: Sequence[Plot]) -> str:
         f"<figcaption>{e(p.caption)}</figcaption></figure>" for p in images)
 
 
-def measurements(rows: Sequence[TestVerdict]) -> str:
+def measurements(rows: Sequence[VerdictRow]) -> str:
     body = []
     for v in rows:
         for r in v.results:
@@ -462,10 +469,9 @@ def other_records(run: Run) -> str:
 SIGN = ('<div class="sign"><div>Reviewed by (name)</div><div>Signature</div><div>Date</div></div>')
 
 
-def render(run: Run, rows: Sequence[TestVerdict], images: Sequence[Plot]) -> str:
+def render(run: Run, rows: Sequence[VerdictRow], images: Sequence[Plot]) -> str:
     """The whole page."""
-    serial = _get(run.meta, "dut", "serial") or run.meta.get("dut") or ""
-    title = f"{'[SIMULATED] ' if run.simulated else ''}Test report {serial} {run.name}".strip()
+    title = f"{'[SIMULATED] ' if run.simulated else ''}Test report {_serial(run.meta)} {run.name}"
     notes = "".join(f"<li>{e(n)}</li>" for n in run.notes)
     generated = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     planned = run.meta.get("planned_tests")

@@ -30,7 +30,7 @@ from rig.report.series import (
     time_order,
     trip_level,
 )
-from rig.report.verdicts import PASS, SKIPPED, TestVerdict, trips
+from rig.report.verdicts import PASS, SKIPPED, VerdictRow, trips
 
 DPI = 110
 TRIP_RED = "#c00000"
@@ -103,7 +103,7 @@ def _outside_legend(ax: Any) -> None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8, frameon=False)
 
 
-def mark_phases(ax: Any, run: Run, line: Timeline, rows: Sequence[TestVerdict], label: bool) -> None:
+def mark_phases(ax: Any, run: Run, line: Timeline, rows: Sequence[VerdictRow], label: bool) -> None:
     """Shade each test's stretch of time; number the stretches as in the verdict table on a top axis
     (a test too short for its number to fit beside its neighbour's stays unlabelled)."""
     numbers = {junit_key(v.nodeid): v for v in rows}
@@ -141,7 +141,7 @@ def mark_trips(ax: Any, run: Run, line: Timeline, legend: bool) -> None:
         shown.add(trip.expected)
 
 
-def plot_temperatures(run: Run, rows: Sequence[TestVerdict]) -> Plot | None:
+def plot_temperatures(run: Run, rows: Sequence[VerdictRow]) -> Plot | None:
     """Every contact and inlet temperature vs time, ambient, the rise-limit line and the trip line."""
     columns = temperature_columns(run)
     if not columns or len(run.samples) == 0:
@@ -195,7 +195,7 @@ def _temperature_caption(run: Run) -> str:
     return text
 
 
-def plot_power(run: Run, rows: Sequence[TestVerdict]) -> Plot | None:
+def plot_power(run: Run, rows: Sequence[VerdictRow]) -> Plot | None:
     """Inlet and instrument voltages (top), inlet current with supply and load totals (bottom), linear."""
     b = bench(run)
     many = len(b.fixtures) > 1
@@ -256,7 +256,7 @@ def pilot_results(run: Run) -> list[Result]:
             if r.name.startswith(("cp.", "pp.")) and r.unit == "V" and math.isfinite(r.value)]
 
 
-def plot_pilot(run: Run, rows: Sequence[TestVerdict]) -> Plot | None:
+def plot_pilot(run: Run, rows: Sequence[VerdictRow]) -> Plot | None:
     """Each CP/PP voltage as a marker against its window (a horizontal bar), green pass, red fail."""
     results = pilot_results(run)
     if not results:
@@ -288,10 +288,10 @@ def plot_pilot(run: Run, rows: Sequence[TestVerdict]) -> Plot | None:
     return Plot("pilot.png", "Control pilot and proximity", caption, fig)
 
 
-PLOTTERS: tuple[Callable[[Run, Sequence[TestVerdict]], Plot | None], ...] = (plot_temperatures, plot_power, plot_pilot)
+PLOTTERS: tuple[Callable[[Run, Sequence[VerdictRow]], Plot | None], ...] = (plot_temperatures, plot_power, plot_pilot)
 
 
-def plots(run: Run, rows: Sequence[TestVerdict]) -> list[Plot]:
+def plots(run: Run, rows: Sequence[VerdictRow]) -> list[Plot]:
     """The plots that apply to this run (a run without fixture or CP/PP results has fewer)."""
     return [p for p in (plotter(run, rows) for plotter in PLOTTERS) if p is not None]
 

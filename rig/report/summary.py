@@ -9,10 +9,10 @@ from typing import Any
 from rig import si
 from rig.report.html import when
 from rig.report.run import Run, junit_key
-from rig.report.verdicts import PASS, TestVerdict, overall, trips
+from rig.report.verdicts import PASS, VerdictRow, overall, trips
 
 
-def summary(run: Run, rows: Sequence[TestVerdict], plain: bool = False) -> Any:
+def summary(run: Run, rows: Sequence[VerdictRow], plain: bool = False) -> Any:
     """A rich renderable: who/what, the overall verdict, one row per test, trips, reader notes."""
     from rich import box
     from rich.console import Group

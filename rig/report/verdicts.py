@@ -36,7 +36,7 @@ class Trip:
 
 
 @dataclass
-class TestVerdict:
+class VerdictRow:
     number: int  # 1-based, also the phase label on the plots
     nodeid: str
     verdict: str
@@ -52,10 +52,6 @@ class TestVerdict:
     @property
     def name(self) -> str:
         return self.nodeid.partition("::")[2] or self.nodeid
-
-    @property
-    def failed_results(self) -> list[Result]:
-        return [r for r in self.results if r.verdict != PASS]
 
 
 def trips(run: Run, cases: dict[str, Case] | None = None) -> list[Trip]:
@@ -80,7 +76,7 @@ def trips(run: Run, cases: dict[str, Case] | None = None) -> list[Trip]:
     return out
 
 
-def verdicts(run: Run) -> list[TestVerdict]:
+def verdicts(run: Run) -> list[VerdictRow]:
     """One row per test: the planned order when run.json has it, else junit's order then the rig time at
     which any other test first shows in the data."""
     cases = {junit_key(c.nodeid): c for c in run.cases or []}
@@ -99,11 +95,11 @@ def verdicts(run: Run) -> list[TestVerdict]:
         test_trips = [t for t in all_trips if junit_key(t.test) == key]
         case = cases.get(key)
         verdict, reason = _verdict(run, case, node, results, test_trips, last_active)
-        rows.append(TestVerdict(number, node, verdict, reason, results, test_trips, case.duration_s if case else None))
+        rows.append(VerdictRow(number, node, verdict, reason, results, test_trips, case.duration_s if case else None))
     return rows
 
 
-def overall(run: Run, rows: Sequence[TestVerdict]) -> tuple[str, str]:
+def overall(run: Run, rows: Sequence[VerdictRow]) -> tuple[str, str]:
     """("PASS" | "FAIL" | "INCOMPLETE", one line saying why)."""
     counts: dict[str, int] = {}
     for v in rows:
