@@ -471,7 +471,8 @@ def monitor(rig_file: Path | None, sim: bool, rate: float, count: int | None) ->
 @click.option("--no-html", is_flag=True, help="Only the terminal summary; write no files.")
 @one_line_errors
 def report(run_dir: Path, no_html: bool) -> None:
-    """Summarise a run and write a self-contained HTML report with PNG plots into its folder.
+    """Summarise a run (a verdict per test) and write a self-contained HTML report with PNG plots into
+    its folder: the document a lab files, printable on A4 (a browser's Print, or chromium --print-to-pdf).
 
     Works on an unfinished (interrupted or killed) run too: it says so and shows what was recorded.
     Exit status is 1 if any measurement failed or the run did not pass, else 0.

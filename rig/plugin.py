@@ -110,6 +110,7 @@ class RigRun:
     open_error: str | None = None
     busy: str | None = None  # set when another session owns the bench (exit 75)
     bench_lock: Any = None
+    planned_tests: list[str] = field(default_factory=list)  # node ids selected to run, for the report
     _log_handler: logging.Handler | None = None
 
     @classmethod
@@ -218,7 +219,8 @@ class RigRun:
             self.recorder.write_sample(payload)
         elif kind == "trip":
             self.recorder.append("safety_trips", {"test": self.recorder.test, "reason": payload,
-                                                  "time_s": round(self.rig.clock.now() - self.recorder.origin, 3)})
+                                                  "time_s": round(self.rig.clock.now() - self.recorder.origin, 3),
+                                                  "expected": self.rig.trip_was_expected})
         elif kind == "safe" and not payload.ok:
             self.recorder.append("incomplete_safe_states", {"reason": payload.reason, "steps": payload.lines()})
 
@@ -277,6 +279,7 @@ class RigRun:
             "calibration_override": bool(self.config.getoption("allow_expired_calibration")),
             "software": {pkg: _version(pkg) for pkg in ("nacs-rig", "pyvisa", "pyvisa-py", "pymodbus", "pytest")}
             | {"python": platform.python_version()},
+            "planned_tests": self.planned_tests,
             "safety_trips": [],
             "prompts": [],
         }
@@ -293,6 +296,9 @@ class RigRun:
         return "error"
 
     # -- session hooks (this object is registered as a plugin) ------------------------------------
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.planned_tests = [item.nodeid for item in session.items]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
