@@ -75,6 +75,7 @@ class RigConfig:
     paths: Mapping[str, PathConfig]
     safety: SafetyConfig
     time_scale: float = 1.0  # > 1 only for a simulated bench
+    simulated: bool = False  # a simulated bench (`rig sim --write-config` says so): reports mark it
 
     @property
     def fixture(self) -> InstrumentConfig:
@@ -162,7 +163,10 @@ def parse_config(data: Mapping[str, Any], source: str, sha256: str = "") -> RigC
     top = _Reader(source, data, "")
     top.only("rig", "safety", "instruments", "paths")
     rig = top.table_of("rig")
-    rig.only("name", "time_scale")
+    rig.only("name", "time_scale", "simulated")
+    simulated = rig.table.get("simulated", False)
+    if not isinstance(simulated, bool):
+        raise rig.fail("simulated", "true or false", simulated)
     safety = _parse_safety(top.table_of("safety"))
     instruments = _parse_instruments(top.table_of("instruments"))
     paths = _parse_paths(top.table_of("paths"), instruments)
@@ -177,6 +181,7 @@ def parse_config(data: Mapping[str, Any], source: str, sha256: str = "") -> RigC
         paths=paths,
         safety=safety,
         time_scale=rig.number("time_scale", 1.0, maximum=1e6),
+        simulated=simulated,
     )
 
 

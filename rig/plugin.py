@@ -258,7 +258,7 @@ class RigRun:
             "command": " ".join(sys.argv),
             "host": platform.node(),
             "rig": {"name": rig_config.name, "file": rig_config.source, "sha256": rig_config.sha256,
-                    "simulated": self.bench is not None, "time_scale": self.time_scale,
+                    "simulated": self.bench is not None or rig_config.simulated, "time_scale": self.time_scale,
                     "sim_faults": self.sim_faults},
             "profile": {"name": self.profile.name, "version": self.profile.version,
                         "path": str(Path(self.profile.path).resolve()), "sha256": self.profile.sha256},

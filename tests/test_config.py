@@ -83,3 +83,13 @@ def test_config_is_data_not_code(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected one of"):
         load_config(path)
     assert tomllib.loads(path.read_text())["instruments"]["psu_hv"]["driver"] == "os.system"
+
+
+def test_a_config_written_by_rig_sim_says_its_bench_is_simulated(bench, tmp_path: Path) -> None:
+    path = tmp_path / "sim.toml"
+    path.write_text(bench.config_toml())
+    assert load_config(path).simulated is True
+    assert load_config(ROOT / "rigs" / "example-lab.toml").simulated is False
+    path.write_text(bench.config_toml().replace("simulated = true", "simulated = 1"))
+    with pytest.raises(ConfigError, match=r"rig\.simulated: expected true or false, got 1"):
+        load_config(path)

@@ -244,7 +244,7 @@ class SimulatedBench:
             for p in self.spec.paths
         }
         return RigConfig(self.spec.name, "<simulated bench>", "", instruments, paths, self.spec.safety,
-                         self.clock.scale)
+                         self.clock.scale, simulated=True)
 
     def config_toml(self) -> str:
         """The rig config as TOML, for ``rig sim --write-config``."""
@@ -255,6 +255,7 @@ class SimulatedBench:
             "[rig]",
             f'name = "{cfg.name}"',
             f"time_scale = {cfg.time_scale:g}",
+            "simulated = true",
             "",
             "[safety]",
             *(f"{k} = {getattr(s, k)!r}" for k in SafetyConfig.__dataclass_fields__),
