@@ -446,7 +446,10 @@ class ScpiTransport:
                     break
                 log.info("%s: %r: %d replies in %r, expected %d", self.instrument, line, len(parts), reply,
                          len(chunk))
-                refused = self._read_queue()
+                try:
+                    refused = self._read_queue()
+                except BadReply:  # a garbled answer to the queue read too: the batch is asked again
+                    refused = []
                 if refused:
                     raise ScpiError(self.instrument, line, refused)
             else:
