@@ -135,6 +135,9 @@ class ScpiTransport:
         self.on_reconnect: Callable[[], None] | None = None
         #: Called with the reply of ``settings.alarm_query`` before every error-queue read.
         self.on_alarm_status: Callable[[str], None] | None = None
+        #: False for a read-only session (``rig monitor``): it never reads the error queue, which would
+        #: take another session's errors (and, on EA units, acknowledge its alarms).
+        self.reads_errors = True
         self.fault_count = 0
         self._consecutive_faults = 0
         self._lock = threading.RLock()
@@ -410,7 +413,7 @@ class ScpiTransport:
         *before* remote control is taken again (which clears the queue). Empty when the queue is empty
         or the unit is silent; a silent unit after an earlier timeout is not asked again (it costs a
         timeout per call, and a stalled unit must still be found lost after the usual count)."""
-        if self._consecutive_faults > 1:
+        if self._consecutive_faults > 1 or not self.reads_errors:
             return []
         with self._lock:
             counted = self.fault_count, self._consecutive_faults
@@ -447,7 +450,7 @@ class ScpiTransport:
                 log.info("%s: %r: %d replies in %r, expected %d", self.instrument, line, len(parts), reply,
                          len(chunk))
                 try:
-                    refused = self._read_queue()
+                    refused = self._read_queue() if self.reads_errors else []
                 except BadReply:  # a garbled answer to the queue read too: the batch is asked again
                     refused = []
                 if refused:

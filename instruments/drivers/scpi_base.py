@@ -17,7 +17,7 @@ import logging
 from typing import Any, ClassVar
 
 from instruments.capabilities import Capability, Feature, is_unknown_command
-from instruments.errors import InstrumentError, NotSupported, ScpiError
+from instruments.errors import InstrumentError, InstrumentTimeout, NotSupported, ScpiError
 from instruments.roles import DCSupply, ElectronicLoad, Identity, Rating
 from instruments.scpi import ScpiSettings, ScpiTransport, format_number, parse_bool, parse_number
 
@@ -47,6 +47,10 @@ class ScpiInstrument:
         self.remote_taken = False
         self._refused_clears: set[str] = set()
         self._priority_tried = False
+
+    def open(self, *, prepare: bool = True) -> Identity:
+        self.transport.reads_errors = prepare  # a read-only session never takes another's errors
+        return super().open(prepare=prepare)  # type: ignore[misc]  # Instrument.open, via the role
 
     def _connect(self) -> None:
         self.transport.open()
@@ -112,14 +116,20 @@ class ScpiInstrument:
         wanted = [c for c in commands if c not in optional or self.has(optional[c].key)]
         try:
             replies = self.transport.query_many(wanted, retry=True)
-        except ScpiError as exc:
-            refused = [c for c in wanted if c in optional and self.transport.probe(c) is None]
-            if not refused or not is_unknown_command(exc.errors):
+        except (ScpiError, InstrumentTimeout) as exc:
+            # A read-only session cannot read the queue: a silent batch is its only sign of a refusal.
+            errors = exc.errors if isinstance(exc, ScpiError) else None
+            if errors is None and self.transport.reads_errors:
                 raise
-            self.transport.drain_errors()  # the probes' own refusals
+            refused = [c for c in wanted if c in optional and self.transport.probe(c) is None]
+            if not refused or (errors is not None and not is_unknown_command(errors)):
+                raise
+            if self.transport.reads_errors:
+                self.transport.drain_errors()  # the probes' own refusals
+            why = f"{errors[0][0]}" if errors else "no reply"
             for command in refused:
                 feature = optional[command]
-                self._record(feature.key, False, f"{command} refused ({exc.errors[0][0]}): {feature.without}")
+                self._record(feature.key, False, f"{command} refused ({why}): {feature.without}")
             wanted = [c for c in wanted if c not in refused]
             replies = self.transport.query_many(wanted, retry=True)
         answered = dict(zip(wanted, replies, strict=True))
