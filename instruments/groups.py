@@ -164,8 +164,9 @@ class ParallelLoad(_Group, ElectronicLoad):
             m.set_path_voltage(volts)
 
     def check_power_at(self, volts: float, amps: float | None = None) -> None:
-        super().check_power_at(volts, amps)
-        for m, share in zip(self.members, self._share, strict=True):
+        if amps is not None:  # a level about to be set or switched on: the group's rating, then each share
+            super().check_power_at(volts, amps)
+        for m, share in zip(self.members, self._share, strict=True):  # else each member's level in force
             m.check_power_at(volts, None if amps is None else amps * share)
 
     def measure(self) -> LoadReading:

@@ -309,13 +309,16 @@ class ElectronicLoad(PowerInstrument):
         #: is checked against the power limit at it. Unknown (None) until a supply on the path is set.
         self.path_voltage: float | None = None
         self._cc_level: float | None = None  # the CC level in force, for checks on a later voltage
+        self._input_may_be_on = False  # off confirmed: a CC level draws nothing, whatever the voltage
 
     def set_path_voltage(self, volts: float) -> None:
         self.path_voltage = volts
 
     def check_power_at(self, volts: float, amps: float | None = None) -> None:
         """Refuse (SetpointRefused, nothing sent) a CC current that would exceed the power limit at
-        ``volts`` (``amps`` default: the CC level in force)."""
+        ``volts`` (``amps`` default: the CC level in force, if the input may be on)."""
+        if amps is None and not self._input_may_be_on:
+            return
         amps = self._cc_level if amps is None else amps
         lim = self.limits.power
         if amps is not None and amps * volts > lim.value:
@@ -356,15 +359,20 @@ class ElectronicLoad(PowerInstrument):
 
     def input_on(self) -> None:
         self._guarded()
+        if self.path_voltage is not None and self._cc_level is not None:
+            self.check_power_at(self.path_voltage, self._cc_level)
         log.debug("%s: input on", self.name)
+        self._input_may_be_on = True
         self._set_input(True)
 
     def input_off(self) -> None:
         log.debug("%s: input off", self.name)
         self._set_input(False)
+        self._input_may_be_on = False
 
     def safe_state(self) -> None:
         self._set_input(False)
+        self._input_may_be_on = False
         if self.measure().input_on:
             raise BadReply(self.name, "input still reads ON after switching it off", "safe state")
 

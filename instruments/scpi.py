@@ -138,6 +138,10 @@ class ScpiTransport:
         #: False for a read-only session (``rig monitor``): it never reads the error queue, which would
         #: take another session's errors (and, on EA units, acknowledge its alarms).
         self.reads_errors = True
+        #: Whether reopening gives a fresh stream that no late reply can reach (network sessions). On a
+        #: serial or USB line a late reply may still arrive after the reopen, so a silent query is not
+        #: followed at once by another question there.
+        self.fresh_on_reopen = not resource.strip().upper().startswith(("ASRL", "USB", "GPIB"))
         self.fault_count = 0
         self._consecutive_faults = 0
         self._lock = threading.RLock()
@@ -413,7 +417,7 @@ class ScpiTransport:
         *before* remote control is taken again (which clears the queue). Empty when the queue is empty
         or the unit is silent; a silent unit after an earlier timeout is not asked again (it costs a
         timeout per call, and a stalled unit must still be found lost after the usual count)."""
-        if self._consecutive_faults > 1 or not self.reads_errors:
+        if self._consecutive_faults > 1 or not self.reads_errors or not self.fresh_on_reopen:
             return []
         with self._lock:
             counted = self.fault_count, self._consecutive_faults

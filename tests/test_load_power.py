@@ -34,17 +34,24 @@ def test_within_the_power_rating_the_level_goes_out() -> None:
         load.set_mode(LoadMode.CC, 15)
 
 
-def test_a_supply_voltage_that_would_take_a_cc_load_beyond_its_power_is_refused_before_sending() -> None:
+def test_switching_on_or_raising_the_voltage_beyond_the_load_power_is_refused_before_sending() -> None:
+    """A CC level set while the path voltage was unknown (or low) is checked again when the input is
+    switched on, and when a supply voltage would take a load whose input may be on beyond its power."""
     load = Chroma63200A("load", "TCPIP::192.0.2.2::2101::SOCKET", Rating(voltage=150, current=600, power=6000))
     psu = EaPsi("psu", "TCPIP::192.0.2.1::5025::SOCKET", Rating(voltage=1500, current=60, power=30000))
     psu.loads.append(load)
     with expected_protocol(load, checked("CURR:STAT:L1 500"), checked("MODE CCH")):
         load.set_mode(LoadMode.CC, 500)  # path voltage not known yet
+    with expected_protocol(psu, ea_checked("SOUR:POW 30000"), ea_checked("SOUR:VOLT 48")):
+        psu.set_voltage(48)  # the load's input is off: it draws nothing
+    with expected_protocol(load), pytest.raises(SetpointRefused, match=r"load: CC level 500 A at 48 V refused: "
+                                                                       r"24000 W is above the 6000 W limit"):
+        load.input_on()
+    with expected_protocol(psu, ea_checked("SOUR:VOLT 10")), expected_protocol(load, checked("LOAD ON")):
+        psu.set_voltage(10)
+        load.input_on()  # 5 kW
     with expected_protocol(psu), pytest.raises(SetpointRefused, match=r"load: CC level 500 A at 48 V refused"):
-        psu.set_voltage(48)  # 24 kW into a 6 kW load
-    with expected_protocol(psu, ea_checked("SOUR:POW 30000"), ea_checked("SOUR:VOLT 10")):
-        psu.set_voltage(10)  # 5 kW: fine, and the load now knows its path's voltage
-    assert load.path_voltage == 10
+        psu.set_voltage(48)
 
 
 def test_a_group_checks_its_own_power_and_each_members(bench: SimulatedBench, sim_rig: Rig) -> None:
