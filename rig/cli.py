@@ -145,12 +145,12 @@ def check(rig_file: Path | None, sim: bool) -> None:
     for row in rows:
         for capability in row.lacking:
             out.print(f"{row.name}: no {capability.key}: {capability.detail}")
-    bad = [row.name for row in rows if row.fatal]
-    if bad:
-        lacking = [row.name for row in rows if row.status == "capability missing"]
-        why = "missing or not the expected model" if not lacking else \
-            "missing, not the expected model, or lacking a required capability"
-        raise RigClickError(f"not ready: {', '.join(bad)} {why}", EXIT_SAFETY)
+    absent = [row.name for row in rows if row.fatal and row.status != "capability missing"]
+    lacking = [row.name for row in rows if row.status == "capability missing"]
+    if absent or lacking:
+        why = ([f"{', '.join(absent)} missing or not the expected model"] if absent else []) + \
+              ([f"{', '.join(lacking)} lacking a required capability"] if lacking else [])
+        raise RigClickError(f"not ready: {'; '.join(why)}", EXIT_SAFETY)
     click.echo(f"all {len(rows)} instruments identified")
 
 

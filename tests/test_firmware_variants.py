@@ -60,12 +60,12 @@ VARIANTS = {
     "rp7900 without watchdog": Variant(RP7900, CHROMA, "psu", ("no-watchdog",), "watchdog",
                                        "the fixture heartbeat and inhibit chain are the backstop"),
     "rp7900 without FUNC?": Variant(RP7900, CHROMA, "psu", ("no-func-query",), "priority",
-                                    "FUNC VOLT sent once at open"),
+                                    "FUNC VOLT is sent once at open"),
     "rp7900 without status": Variant(RP7900, CHROMA, "psu", ("no-status",), "status", "measured V and I only"),
     "rp7900 clear re-enables": Variant(RP7900, CHROMA, "psu", ("clear-reenables",), None),
     "rp7900 refusing clear": Variant(RP7900, CHROMA, "psu", ("refuse-clear",), None),
     "it6000c without FUNC?": Variant(IT6000C, CHROMA, "psu", ("no-func-query",), "priority",
-                                     "FUNC VOLT sent once at open"),
+                                     "FUNC VOLT is sent once at open"),
     "it6000c without FUNC": Variant(IT6000C, CHROMA, "psu", ("no-func",), "priority", "voltage priority assumed"),
     "it6000c without status": Variant(IT6000C, CHROMA, "psu", ("no-status",), "status", "output read back off"),
     "it6000c without UVP states": Variant(IT6000C, CHROMA, "psu", ("no-undervoltage",), "undervoltage-protection",
@@ -161,7 +161,7 @@ def test_a_required_capability_that_is_missing_is_one_line_at_check_and_open(tmp
         check = CliRunner().invoke(main, ["check", "--rig", str(config)])
         assert check.exit_code == 3, check.output
         assert "psu: required capability 'watchdog' missing (OUTP:PROT:WDOG? refused: no I/O watchdog" in check.stdout
-        assert "not ready: psu missing, not the expected model, or lacking a required capability" in check.stderr
+        assert "not ready: psu lacking a required capability" in check.stderr
         from rig.config import load_config
 
         with pytest.raises(RigError) as exc:

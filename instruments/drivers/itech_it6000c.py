@@ -75,7 +75,7 @@ class ItechIT6000C(ScpiSupply):
     DEFAULT_PORT = 30000
     REMOTE_RELEASE = "SYST:LOC"
     OPTIONAL = (
-        Feature("priority", "FUNC VOLT", _SOURCE, "low", "FUNC VOLT sent once at open; voltage priority assumed",
+        Feature("priority", "FUNC VOLT", _SOURCE, "low", "FUNC VOLT is sent once at open; voltage priority assumed",
                 "FUNC?"),
         Feature("status", "STAT:QUES:COND?", _SOURCE, "low",
                 "latched protections not named: the output read back off is what the rig sees", "STAT:QUES:COND?"),

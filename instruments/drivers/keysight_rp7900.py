@@ -79,7 +79,7 @@ class KeysightRP7900(ScpiSupply):
         Feature("watchdog", "OUTP:PROT:WDOG", f"{_GUIDE} p. 226", "medium",
                 "no I/O watchdog: the fixture heartbeat and inhibit chain are the backstop", "OUTP:PROT:WDOG?"),
         Feature("priority", "FUNC VOLT", f"{_GUIDE} pp. 208-210", "medium",
-                "FUNC VOLT sent once at open; voltage priority assumed", "FUNC?"),
+                "FUNC VOLT is sent once at open; voltage priority assumed", "FUNC?"),
         Feature("status", "STAT:QUES:COND?", f"{_GUIDE} p. 241", "medium",
                 "latched protections not named (OUTP? shows the programmed state): measured V and I only",
                 "STAT:QUES:COND?"),
