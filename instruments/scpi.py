@@ -227,10 +227,10 @@ class ScpiTransport:
 
     # -- exchanges -------------------------------------------------------------------------------
 
-    def _exchange(self, message: str, expect_reply: bool, marker: str | None = None) -> str | None:
-        """Send ``message`` and read its reply. With ``marker`` (a query and its known reply, joined by
-        a newline), the marker query follows as a second message: a first line equal to the marker's
-        reply means ``message`` got no reply (returned as None) - a probe that never waits for a timeout."""
+    def _exchange(self, message: str, expect_reply: bool, marker: tuple[str, str] | None = None) -> str | None:
+        """Send ``message`` and read its reply. With ``marker`` (a query and its known reply) the marker
+        query follows as a second message: a first line equal to the marker's reply means ``message``
+        got no reply (returned as None) - a probe that never waits for a timeout."""
         import pyvisa
 
         with self._lock:
@@ -284,8 +284,8 @@ class ScpiTransport:
             log.debug("%s: %s -> %r", self.instrument, message, reply)
             return reply
 
-    def _read_with_marker(self, message: str, marker: str) -> str | None:
-        query, expected = marker.split("\n", 1)
+    def _read_with_marker(self, message: str, marker: tuple[str, str]) -> str | None:
+        query, expected = marker
         gap = self.settings.min_gap_s
         if gap > 0:
             time.sleep(gap)
@@ -409,7 +409,7 @@ class ScpiTransport:
         The refusal's error stays queued: callers clear the queue (``*CLS``) before trusting it."""
         with self._lock:
             idn = self.query("*IDN?", retry=True)
-            reply = self._exchange(command, expect_reply=True, marker=f"*IDN?\n{idn}")
+            reply = self._exchange(command, expect_reply=True, marker=("*IDN?", idn))
             return None if reply is None else reply.strip()
 
     def _refusal(self, command: str) -> list[tuple[int, str]]:
