@@ -157,6 +157,18 @@ class ParallelLoad(_Group, ElectronicLoad):
     def _set_input(self, on: bool) -> None:
         self._switch(on, lambda m: m.input_on(), lambda m: m.input_off())
 
+    def set_path_voltage(self, volts: float) -> None:
+        """Every member sits on the same bus: each checks its own power rating at this voltage too."""
+        super().set_path_voltage(volts)
+        for m in self.members:
+            m.set_path_voltage(volts)
+
+    def check_power_at(self, volts: float, amps: float | None = None) -> None:
+        if amps is not None:  # a level about to be set or switched on: the group's rating, then each share
+            super().check_power_at(volts, amps)
+        for m, share in zip(self.members, self._share, strict=True):  # else each member's level in force
+            m.check_power_at(volts, None if amps is None else amps * share)
+
     def measure(self) -> LoadReading:
         readings = [m.measure() for m in self.members]
         return LoadReading(

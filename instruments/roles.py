@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from instruments.capabilities import Capability
 from instruments.errors import BadReply, NotSupported, SetpointRefused, WrongInstrument
 
 log = logging.getLogger("instruments")
@@ -116,6 +117,8 @@ class Instrument(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
         self.identity: Identity | None = None
+        #: Optional features by key, as this unit showed them (see instruments.capabilities).
+        self.capabilities: dict[str, Capability] = {}
 
     def open(self, *, prepare: bool = True) -> Identity:
         """Connect, identify (refusing a wrong model) and, with ``prepare``, take remote control.
@@ -144,6 +147,10 @@ class Instrument(ABC):
 
     def _prepare(self) -> None:  # noqa: B027 - optional hook
         """After identification: remote lock, clear errors. Default: nothing."""
+
+    def probe_capabilities(self) -> dict[str, Capability]:
+        """Ask the unit which optional features it has, with queries that change nothing."""
+        return self.capabilities
 
     @abstractmethod
     def close(self) -> None: ...
@@ -202,10 +209,20 @@ class DCSupply(PowerInstrument):
     #: How far above the rating the unit accepts OVP/OCP trip levels (EA: 110 %). Drivers override.
     PROTECTION_HEADROOM: ClassVar[float] = 1.1
 
+    def __init__(self, name: str, rating: Rating) -> None:
+        super().__init__(name, rating)
+        #: Loads on this supply's bus (the rig wires each power path): a voltage setpoint is also the
+        #: voltage their power ratings are checked at.
+        self.loads: list[ElectronicLoad] = []
+
     def set_voltage(self, volts: float) -> None:
         self._guarded()
         self.limits.check(self.name, "voltage", volts, self.limits.voltage, "V")
+        for load in self.loads:  # a CC load already set would draw more than its power rating at this voltage
+            load.check_power_at(volts)
         log.debug("%s: set voltage %g V", self.name, volts)
+        for load in self.loads:
+            load.set_path_voltage(volts)
         self._set_voltage(volts)
 
     def set_current_limit(self, amps: float) -> None:
@@ -286,6 +303,29 @@ class LoadReading:
 class ElectronicLoad(PowerInstrument):
     role = "load"
 
+    def __init__(self, name: str, rating: Rating) -> None:
+        super().__init__(name, rating)
+        #: The voltage of the power path this load is on (its supply's setpoint), once known: a CC level
+        #: is checked against the power limit at it. Unknown (None) until a supply on the path is set.
+        self.path_voltage: float | None = None
+        self._cc_level: float | None = None  # the CC level in force, for checks on a later voltage
+        self._input_may_be_on = False  # off confirmed: a CC level draws nothing, whatever the voltage
+
+    def set_path_voltage(self, volts: float) -> None:
+        self.path_voltage = volts
+
+    def check_power_at(self, volts: float, amps: float | None = None) -> None:
+        """Refuse (SetpointRefused, nothing sent) a CC current that would exceed the power limit at
+        ``volts`` (``amps`` default: the CC level in force, if the input may be on)."""
+        if amps is None and not self._input_may_be_on:
+            return
+        amps = self._cc_level if amps is None else amps
+        lim = self.limits.power
+        if amps is not None and amps * volts > lim.value:
+            raise SetpointRefused(
+                self.name, f"CC level {amps:g} A at {volts:g} V refused: {amps * volts:g} W is above the "
+                           f"{lim.value:g} W limit ({lim.source})")
+
     def set_mode(self, mode: LoadMode, level: float) -> None:
         """Select the regulation mode and its level in one step (level first checked against limits)."""
         self._guarded()
@@ -293,6 +333,8 @@ class ElectronicLoad(PowerInstrument):
         lim = self.limits
         if mode is LoadMode.CC:
             lim.check(self.name, "CC level", level, lim.current, "A")
+            if self.path_voltage is not None:
+                self.check_power_at(self.path_voltage, level)
         elif mode is LoadMode.CV:
             lim.check(self.name, "CV level", level, lim.voltage, "V")
         elif mode is LoadMode.CP:
@@ -310,19 +352,27 @@ class ElectronicLoad(PowerInstrument):
                     f"allow {which} at {v:g} V",
                 )
         log.debug("%s: mode %s level %g", self.name, mode, level)
+        if mode is LoadMode.CC:  # until the unit confirms, either level may be in force: keep the higher
+            self._cc_level = max(self._cc_level or 0.0, level)
         self._set_mode(mode, level)
+        self._cc_level = level if mode is LoadMode.CC else None
 
     def input_on(self) -> None:
         self._guarded()
+        if self.path_voltage is not None and self._cc_level is not None:
+            self.check_power_at(self.path_voltage, self._cc_level)
         log.debug("%s: input on", self.name)
+        self._input_may_be_on = True
         self._set_input(True)
 
     def input_off(self) -> None:
         log.debug("%s: input off", self.name)
         self._set_input(False)
+        self._input_may_be_on = False
 
     def safe_state(self) -> None:
         self._set_input(False)
+        self._input_may_be_on = False
         if self.measure().input_on:
             raise BadReply(self.name, "input still reads ON after switching it off", "safe state")
 

@@ -17,7 +17,13 @@ What this layer guarantees, learnt from pyvisa-py's behaviour (see shared librar
 - **Writes are never repeated.** Only queries that change nothing may be retried (``query(...,
   retry=True)``); a write whose fate is unknown raises, and the caller decides.
 - The error queue (``SYST:ERR?``) is read after every checked write: a refused setpoint is otherwise
-  silent on most instruments.
+  silent on most instruments. It is also read after a query that got no reply (or a batch that got
+  too few), and what it holds is blamed on *that* query: a refused query's error must never be
+  drained later by a write the instrument accepted.
+- **Unsolicited bytes mean the stream is out of step.** Before each exchange the socket (and
+  pyvisa-py's own read buffer) is peeked without blocking; a surplus line (a duplicated or stray
+  reply) would otherwise answer the next query. The connection is reopened and a fault counted
+  before anything is sent, so no stale reply is ever taken for the next one.
 """
 
 from __future__ import annotations
@@ -72,6 +78,10 @@ class ScpiSettings:
     #: Consecutive timeouts / connection errors after which the instrument counts as lost.
     lost_after_failures: int = 3
     error_query: str = "SYST:ERR?"
+    #: A query sent in the same line just before every error-queue read, its reply handed to the
+    #: transport's ``on_alarm_status`` (EA: reading the queue acknowledges an alarm, so the status
+    #: register is read first or the alarm's cause is lost).
+    alarm_query: str | None = None
 
 
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zΩ%]*)\s*$")
@@ -123,12 +133,23 @@ class ScpiTransport:
         self.visa_options = dict(visa_options or {})
         #: Called after every reconnect (not the first open), e.g. to take the remote lock again.
         self.on_reconnect: Callable[[], None] | None = None
+        #: Called with the reply of ``settings.alarm_query`` before every error-queue read.
+        self.on_alarm_status: Callable[[str], None] | None = None
+        #: False for a read-only session (``rig monitor``): it never reads the error queue, which would
+        #: take another session's errors (and, on EA units, acknowledge its alarms).
+        self.reads_errors = True
+        #: Whether reopening gives a fresh stream that no late reply can reach (network sessions). On a
+        #: serial or USB line a late reply may still arrive after the reopen, so a silent query is not
+        #: followed at once by another question there.
+        self.fresh_on_reopen = not resource.strip().upper().startswith(("ASRL", "USB", "GPIB"))
         self.fault_count = 0
         self._consecutive_faults = 0
         self._lock = threading.RLock()
         self._handle: Any = None
         self._last_io = 0.0
         self._reconnecting = False
+        #: How often a surplus line put the stream out of step (each also counts as a fault).
+        self.resyncs = 0
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -170,12 +191,16 @@ class ScpiTransport:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _socket(self) -> socket.socket | None:
-        """The TCP socket under a pyvisa-py SOCKET session, or None for other sessions and backends."""
+    def _session(self) -> Any:
+        """The pyvisa-py session object under the resource, or None for other backends."""
         try:
-            sock = self._handle.visalib.sessions[self._handle.session].interface
+            return self._handle.visalib.sessions[self._handle.session]
         except (AttributeError, KeyError, TypeError):
             return None
+
+    def _socket(self) -> socket.socket | None:
+        """The TCP socket under a pyvisa-py SOCKET session, or None for other sessions and backends."""
+        sock = getattr(self._session(), "interface", None)
         return sock if isinstance(sock, socket.socket) else None
 
     def _close_handle(self) -> None:
@@ -190,6 +215,9 @@ class ScpiTransport:
         log.info("%s: reconnecting (%s)", self.instrument, why)
         self._close_handle()
         self._open_handle()
+        self._after_reconnect()
+
+    def _after_reconnect(self) -> None:
         if self.on_reconnect is not None and not self._reconnecting:
             self._reconnecting = True
             try:
@@ -199,7 +227,10 @@ class ScpiTransport:
 
     # -- exchanges -------------------------------------------------------------------------------
 
-    def _exchange(self, message: str, expect_reply: bool) -> str | None:
+    def _exchange(self, message: str, expect_reply: bool, marker: tuple[str, str] | None = None) -> str | None:
+        """Send ``message`` and read its reply. With ``marker`` (a query and its known reply) the marker
+        query follows as a second message: a first line equal to the marker's reply means ``message``
+        got no reply (returned as None) - a probe that never waits for a timeout."""
         import pyvisa
 
         with self._lock:
@@ -212,10 +243,16 @@ class ScpiTransport:
             if gap > 0:
                 time.sleep(gap)
             try:
-                if self._peer_closed():  # a write would vanish and the read time out: say what happened
+                state = self._stream_state()
+                if state == "closed":  # a write would vanish and the read time out: say what happened
                     raise ConnectionAbortedError("the instrument closed the connection (nothing sent)")
+                if state:
+                    self._resync(message, state)
                 self._handle.write(message)
-                reply = self._handle.read() if expect_reply else None
+                if marker is not None:
+                    reply = self._read_with_marker(message, marker)
+                else:
+                    reply = self._handle.read() if expect_reply else None
             except pyvisa.errors.VisaIOError as exc:
                 if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
                     self._fault()
@@ -247,6 +284,22 @@ class ScpiTransport:
             log.debug("%s: %s -> %r", self.instrument, message, reply)
             return reply
 
+    def _read_with_marker(self, message: str, marker: tuple[str, str]) -> str | None:
+        query, expected = marker
+        gap = self.settings.min_gap_s
+        if gap > 0:
+            time.sleep(gap)
+        self._handle.write(query)
+        first = self._handle.read()
+        if first.strip() == expected:
+            return None
+        second = self._handle.read()
+        if second.strip() != expected:
+            self._fault()
+            self._close_handle()
+            raise BadReply(self.instrument, f"marker {query!r} answered {second!r}, expected {expected!r}", message)
+        return first
+
     def _reconnect_before(self, message: str, why: str) -> None:
         """Reconnect before sending ``message``; a failure names ``message`` (which was not sent)."""
         try:
@@ -255,6 +308,34 @@ class ScpiTransport:
             kind = type(exc) if type(exc) in (InstrumentTimeout, InstrumentLost, BadReply) else InstrumentFault
             inner = str(exc).removeprefix(f"{self.instrument}: ")
             raise kind(self.instrument, f"not sent, reconnect failed: {inner}", message) from None
+
+    def _stream_state(self) -> str:
+        """``""`` when nothing is waiting to be read (the stream is in step), ``"closed"`` when the
+        instrument closed a pyvisa-py SOCKET connection (its reads never report EOF), else a description
+        of the unsolicited bytes waiting. A non-blocking peek: no wait on the hot path.
+
+        Empty for other sessions and backends. A reset or refused connection raises its ``OSError``.
+        """
+        session = self._session()
+        pending = bytes(getattr(session, "_pending_buffer", b"") or b"")
+        sock = self._socket()
+        if sock is not None:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                peeked = sock.recv(256, socket.MSG_PEEK)
+                if not peeked and not pending:
+                    return "closed"
+                pending += peeked
+        return f"{len(pending)}{'+' if len(pending) >= 256 else ''} unsolicited bytes {pending[:40]!r}" if pending \
+            else ""
+
+    def _resync(self, message: str, what: str) -> None:
+        """A surplus line is waiting: every reply from here on would answer the query before it.
+        Count a fault and start a fresh connection before ``message`` is sent (nothing was sent yet)."""
+        self._fault()
+        log.warning("%s: stream out of step before %r (%s): reconnecting", self.instrument, message, what)
+        self.resyncs += 1
+        self._reconnect_before(message, f"stream out of step: {what}")
 
     def _peer_closed(self) -> bool:
         """Whether the instrument closed a pyvisa-py SOCKET connection; its reads never report EOF.
@@ -298,21 +379,68 @@ class ScpiTransport:
                 raise type(exc)(self.instrument, f"sent, but its outcome is unknown: {inner}", command) from None
 
     def query(self, command: str, *, retry: bool = False) -> str:
-        """Send a query and return the reply line. ``retry`` once on a fault: only for pure reads."""
+        """Send a query and return the reply line. ``retry`` once on a fault: only for pure reads.
+
+        A query that gets no reply may have been refused: the error queue is read at once (on a fresh
+        connection) and a refusal raises ``ScpiError`` naming this query, never retried.
+        """
         attempts = 2 if retry else 1
         for attempt in range(attempts):
             try:
                 reply = self._exchange(command, expect_reply=True)
                 assert reply is not None
                 return reply.strip()
-            except (InstrumentTimeout, InstrumentLost) as exc:
+            except InstrumentTimeout as exc:
+                refused = self._refusal(command)
+                if refused:
+                    raise ScpiError(self.instrument, command, refused) from None
+                if attempt + 1 == attempts or self._consecutive_faults >= self.settings.lost_after_failures:
+                    raise
+                log.info("%s: retrying read after: %s", self.instrument, exc)
+            except InstrumentLost as exc:
                 if attempt + 1 == attempts or self._consecutive_faults >= self.settings.lost_after_failures:
                     raise
                 log.info("%s: retrying read after: %s", self.instrument, exc)
         raise AssertionError("unreachable")
 
+    def probe(self, command: str) -> str | None:
+        """Ask an optional query; None if the unit does not answer it (a refusal), without a timeout:
+        ``*IDN?`` follows as a marker, so a unit that refuses ``command`` answers the marker first.
+        The refusal's error stays queued: callers clear the queue (``*CLS``) before trusting it."""
+        with self._lock:
+            idn = self.query("*IDN?", retry=True)
+            reply = self._exchange(command, expect_reply=True, marker=("*IDN?", idn))
+            return None if reply is None else reply.strip()
+
+    def _refusal(self, command: str) -> list[tuple[int, str]]:
+        """After ``command`` got no reply: the errors the unit queued for it, read on a fresh connection
+        *before* remote control is taken again (which clears the queue). Empty when the queue is empty
+        or the unit is silent; a silent unit after an earlier timeout is not asked again (it costs a
+        timeout per call, and a stalled unit must still be found lost after the usual count)."""
+        if self._consecutive_faults > 1 or not self.reads_errors or not self.fresh_on_reopen:
+            return []
+        with self._lock:
+            counted = self.fault_count, self._consecutive_faults
+            try:
+                self._close_handle()
+                self._open_handle()
+                errors = self._read_queue()
+            except (InstrumentTimeout, BadReply):
+                # Silent again: the timeout already counted; the next call finds out whether it is lost.
+                self._close_handle()
+                self.fault_count, self._consecutive_faults = counted
+                return []
+            except InstrumentLost as exc:
+                inner = str(exc).removeprefix(f"{self.instrument}: ")
+                raise InstrumentLost(self.instrument, f"no reply, then {inner}", command) from None
+            self._after_reconnect()
+            return errors
+
     def query_many(self, commands: Sequence[str], *, retry: bool = False) -> list[str]:
-        """Several queries in as few round trips as the dialect allows (joined with ``;:``)."""
+        """Several queries in as few round trips as the dialect allows (joined with ``;:``).
+
+        Too few replies may mean one part was refused: the error queue is read and, if it holds
+        anything, ``ScpiError`` names the whole line (callers find the part with ``probe``)."""
         replies: list[str] = []
         step = self.settings.max_commands_per_line
         for start in range(0, len(commands), step):
@@ -325,6 +453,12 @@ class ScpiTransport:
                     break
                 log.info("%s: %r: %d replies in %r, expected %d", self.instrument, line, len(parts), reply,
                          len(chunk))
+                try:
+                    refused = self._read_queue() if self.reads_errors else []
+                except BadReply:  # a garbled answer to the queue read too: the batch is asked again
+                    refused = []
+                if refused:
+                    raise ScpiError(self.instrument, line, refused)
             else:
                 raise BadReply(self.instrument, f"expected {len(chunk)} replies, got {len(parts)}: {reply!r}", line)
             replies.extend(p.strip() for p in parts)
@@ -332,16 +466,42 @@ class ScpiTransport:
 
     def check_errors(self, command: str) -> None:
         """Drain the error queue; raise ``ScpiError`` naming ``command`` if it held anything."""
-        errors: list[tuple[int, str]] = []
-        for _ in range(20):  # a queue is finite; a unit that never says "0" is itself broken
-            code, message = parse_error(self.instrument, self.query(self.settings.error_query))
-            if code == 0:
-                break
-            errors.append((code, message))
-        else:
-            raise BadReply(self.instrument, "error queue never reported empty", self.settings.error_query)
+        errors = self._read_queue()
         if errors:
             raise ScpiError(self.instrument, command, errors)
+
+    def drain_errors(self) -> list[tuple[int, str]]:
+        """Read the error queue until empty and return what it held (EA: this acknowledges alarms)."""
+        return self._read_queue()
+
+    def _read_queue(self) -> list[tuple[int, str]]:
+        errors: list[tuple[int, str]] = []
+        query = self.settings.error_query
+        for index in range(20):  # a queue is finite; a unit that never says "0" is itself broken
+            reply = self._queue_reply(query, alarm_first=index == 0)
+            code, message = parse_error(self.instrument, reply)
+            if code == 0:
+                return errors
+            errors.append((code, message))
+        raise BadReply(self.instrument, "error queue never reported empty", query)
+
+    def _queue_reply(self, query: str, alarm_first: bool) -> str:
+        alarm = self.settings.alarm_query
+        if not (alarm_first and alarm):
+            return self._plain_query(query)
+        line = f"{alarm};:{query.lstrip(':')}"
+        reply = self._plain_query(line)
+        status, sep, error = reply.partition(";")
+        if not sep:
+            raise BadReply(self.instrument, f"expected 2 replies, got 1: {reply!r}", line)
+        if self.on_alarm_status is not None:
+            self.on_alarm_status(status.strip())
+        return error
+
+    def _plain_query(self, command: str) -> str:
+        reply = self._exchange(command, expect_reply=True)
+        assert reply is not None
+        return reply.strip()
 
 
 def _describe(exc: BaseException) -> str:

@@ -125,10 +125,12 @@ def main() -> None:
 @rig_source
 @one_line_errors
 def check(rig_file: Path | None, sim: bool) -> None:
-    """Identify every instrument of a rig and show a table; exit 3 if any is missing or the wrong model.
+    """Identify every instrument of a rig and show a table; exit 3 if any is missing, the wrong model,
+    or lacks an optional feature the rig config requires (`require = [...]`).
 
-    Nothing is switched: each instrument is opened, asked who it is, and closed. Taking remote
-    control changes a unit's state, so a bench owned by another session is left alone (exit 75).
+    Nothing is switched and no setting written: each instrument is opened, asked who it is and which
+    optional features its firmware has (queries only), and closed. Missing optional features are
+    listed with what covers for them. A bench owned by another session is left alone (exit 75).
 
     \b
     Examples:
@@ -156,19 +158,25 @@ def check(rig_file: Path | None, sim: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"{config.name} ({config.source})")
-    for column in ("name", "role", "driver", "resource", "identity", "status"):
+    for column in ("name", "role", "driver", "resource", "identity", "missing features", "status"):
         table.add_column(column)
     for row in rows:
         table.add_row(row.name, row.role, row.driver, row.resource, row.identity,
-                      f"[{status_style(row.status)}]{row.status}[/]")
+                      ", ".join(c.key for c in row.lacking) or "-", f"[{status_style(row.status)}]{row.status}[/]")
     out = console()
     out.print(table)
     for row in rows:
         if row.detail:
             out.print(row.detail if row.detail.startswith(row.name) else f"{row.name}: {row.detail}")
-    bad = [row.name for row in rows if row.fatal]
-    if bad:
-        raise RigClickError(f"not ready: {', '.join(bad)} missing or not the expected model", EXIT_SAFETY)
+    for row in rows:
+        for capability in row.lacking:
+            out.print(f"{row.name}: no {capability.key}: {capability.detail}")
+    absent = [row.name for row in rows if row.fatal and row.status != "capability missing"]
+    lacking = [row.name for row in rows if row.status == "capability missing"]
+    if absent or lacking:
+        why = ([f"{', '.join(absent)} missing or not the expected model"] if absent else []) + \
+              ([f"{', '.join(lacking)} lacking a required capability"] if lacking else [])
+        raise RigClickError(f"not ready: {'; '.join(why)}", EXIT_SAFETY)
     click.echo(f"all {len(rows)} instruments identified")
 
 

@@ -41,6 +41,9 @@ class InstrumentConfig:
     timeout_s: float | None = None
     calibration_due: dt.date | None = None
     visa_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Optional features this rig cannot do without (driver ``OPTIONAL`` keys, e.g. "watchdog"): a unit
+    #: lacking one is refused at open and by `rig check` (exit 3) instead of degrading.
+    require: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def _parse_instruments(t: _Reader) -> dict[str, InstrumentConfig]:
                 raise it.fail("resource", str(exc)) from None
             rating = None
         else:
-            it.only("driver", "resource", "rating", "timeout", "calibration_due", "visa_options")
+            it.only("driver", "resource", "rating", "timeout", "calibration_due", "visa_options", "require")
             if resource.lower().startswith("modbus"):
                 raise it.fail("resource", "a VISA resource string (TCPIP::host::port::SOCKET, ...)", resource)
             r = it.table_of("rating")
@@ -237,8 +240,22 @@ def _parse_instruments(t: _Reader) -> dict[str, InstrumentConfig]:
             timeout_s=it.number("timeout") if it.has("timeout") else None,
             calibration_due=due,
             visa_options=dict(options),
+            require=_required(it, driver),
         )
     return out
+
+
+def _required(it: _Reader, driver: str) -> tuple[str, ...]:
+    """``require = ["watchdog", ...]``: features the driver probes at open (only those can be checked)."""
+    probed = [f.key for f in getattr(DRIVERS[driver], "OPTIONAL", ()) if f.probe is not None]
+    value = it.table.get("require", [])
+    allowed = f"one of {', '.join(probed)}" if probed else "nothing (this driver has no optional feature to require)"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise it.fail("require", f"a list of feature names, each {allowed}", value)
+    for name in value:
+        if name not in probed:
+            raise it.fail("require", f"feature names, each {allowed}", name)
+    return tuple(value)
 
 
 _VISA_OPTIONS = ("baud_rate", "data_bits", "parity", "stop_bits", "flow_control")

@@ -276,6 +276,9 @@ class RigRun:
                        "calibration_due": cfg.calibration_due}
                 for name, cfg in rig_config.instruments.items()
             },
+            # Optional features each unit showed at open, and what covers for a missing one (issue 12).
+            "capabilities": {name: {key: c.as_record() for key, c in found.items()}
+                             for name, found in rig.capabilities.items()},
             "calibration_override": bool(self.config.getoption("allow_expired_calibration")),
             "software": {pkg: _version(pkg) for pkg in ("nacs-rig", "pyvisa", "pyvisa-py", "pymodbus", "pytest")}
             | {"python": platform.python_version()},

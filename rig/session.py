@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from instruments.capabilities import Capability
 from instruments.drivers import DRIVERS
 from instruments.drivers.nacs_fixture import NacsInletFixture
 from instruments.errors import FixtureClaimed, InstrumentError, NotSupported
@@ -75,6 +76,22 @@ def make_instrument(cfg: InstrumentConfig) -> Instrument:
     if cfg.timeout_s is not None:
         inst.transport.settings = dataclasses.replace(inst.transport.settings, timeout_s=cfg.timeout_s)
     return inst
+
+
+def missing_required(config: RigConfig, capabilities: dict[str, dict[str, Capability]]) -> list[str]:
+    """One line per optional feature the rig config requires (``require``) that a unit lacks."""
+    return [line for name, cfg in config.instruments.items()
+            for line in lacking_required(cfg, capabilities.get(name, {}))]
+
+
+def lacking_required(cfg: InstrumentConfig, capabilities: dict[str, Capability]) -> list[str]:
+    lines = []
+    for key in cfg.require:
+        found = capabilities.get(key)
+        if found is None or not found.present:
+            why = found.detail if found is not None else "not probed"
+            lines.append(f"{cfg.name}: required capability {key!r} missing ({why})")
+    return lines
 
 
 @dataclass
@@ -155,6 +172,8 @@ class Rig:
         self.listeners: list[Listener] = []
         self.identities: dict[str, Identity] = {}
         self.watchdogs: dict[str, str] = {}
+        #: Optional features per instrument, as found at open (see instruments.capabilities).
+        self.capabilities: dict[str, dict[str, Capability]] = {}
         self.trip: str | None = None
         self.trip_was_expected = False  # the standing trip happened inside ``expect_trip`` for its reason
         #: What a plan is doing now (rig.steps.Activity), for progress displays.
@@ -196,6 +215,10 @@ class Rig:
             failures = [error for error in opened if error is not None]
             if failures:
                 raise RigError("; ".join(failures))
+            self.capabilities = {name: i.capabilities for name, i in self.instruments.items() if i.capabilities}
+            missing = missing_required(self.config, self.capabilities)
+            if missing:
+                raise RigError("; ".join(missing))
         except BaseException:
             self._give_up_bench()
             raise
@@ -209,6 +232,8 @@ class Rig:
             unit.limits = unit.limits.narrowed(self.ceilings.voltage.source, voltage=self.ceilings.voltage.value)
             unit.limits = unit.limits.narrowed(self.ceilings.current.source, current=self.ceilings.current.value)
             unit.guard = self._before_setpoint
+        for path in self.paths.values():  # a load's power rating is checked at its path's voltage
+            path.supply.loads.append(path.load)
         report = self.safe_state("session start: never trust the state we found")
         if not report.ok:
             self._give_up_bench()
@@ -287,7 +312,9 @@ class Rig:
                 inst.arm_watchdog(s.instrument_watchdog)
                 self.watchdogs[name] = f"I/O watchdog {s.instrument_watchdog:g} s"
             except NotSupported:
-                self.watchdogs[name] = "no I/O watchdog: fixture heartbeat + inhibit chain"
+                found = inst.capabilities.get("watchdog")
+                self.watchdogs[name] = (found.detail if found is not None
+                                        else "no I/O watchdog: fixture heartbeat + inhibit chain")
 
     def close(self) -> None:
         """Safe state, then stop sampling and the heartbeat, then close every instrument. Idempotent."""
@@ -653,8 +680,8 @@ class Rig:
         except InstrumentError as exc:
             raise RigError(f"cannot re-arm: the fixture refuses to reset its trip ({exc}); "
                            "is the E-stop pressed or the interlock loop open?") from None
-        for unit in self._power_units():
-            unit.clear_protection()
+        self._clear_protections({name for name, r in [*sample.supplies().items(), *sample.loads().items()]
+                                 if r.protection})
         self._armed_since = self.clock.now()
         self.trip = None
         self.trip_was_expected = False
@@ -663,6 +690,24 @@ class Rig:
                                and not any(r.protection for r in [*s.supplies().values(), *s.loads().values()]),
                                5.0, "the safety chain and instrument protections to clear")
         self._event("re-armed after trip")
+
+    def _clear_protections(self, latched: set[str]) -> None:
+        """Clear only the units that hold a protection, each the way it accepts; then read every output
+        back and force it off (a clear may restore an output to ON). A unit that cannot be cleared
+        remotely is named with what to do at its front panel."""
+        refused: list[str] = []
+        for unit in self._power_units():
+            if unit.name in latched:
+                try:
+                    unit.clear_protection()
+                except NotSupported as exc:
+                    refused.append(str(exc))
+        report = self.safe_state("after clearing protections: every output read back off")
+        if not report.ok:
+            raise RigError("cannot re-arm: the bench did not read back off after clearing protections: " + "; ".join(
+                line for line in report.lines() if line.startswith("FAIL")))
+        if refused:
+            raise RigError("cannot re-arm: " + "; ".join(refused))
 
     @property
     def sampler(self) -> Sampler:

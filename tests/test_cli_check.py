@@ -43,3 +43,18 @@ def test_usage_error_without_a_bench() -> None:
     result = CliRunner().invoke(main, ["check"])
     assert result.exit_code == 2
     assert "give exactly one of --rig FILE or --sim" in result.stderr
+
+
+def test_check_changes_no_setting_and_lists_capabilities(bench: SimulatedBench, tmp_path: Path) -> None:
+    """Item 7 of issue 12: `rig check` wrote SOUR:POW <rating> to the EA supply while taking remote control.
+    It now takes no remote control and sends only queries (identity and optional-feature probes)."""
+    config = tmp_path / "sim.toml"
+    config.write_text(bench.config_toml())
+    start = {name: len(server.dialect.log) for name, server in bench.servers.items()}
+    result = CliRunner().invoke(main, ["check", "--rig", str(config)])
+    assert result.exit_code == 0, result.output
+    for name, server in bench.servers.items():
+        sent = list(server.dialect.log)[start[name]:]
+        assert sent and all(line.endswith("?") for line in sent), (name, sent)
+    assert not bench.servers["psu_hv"].dialect.locked
+    assert "missing features" in result.stdout and ": no " not in result.stdout

@@ -93,3 +93,20 @@ def test_a_config_written_by_rig_sim_says_its_bench_is_simulated(bench, tmp_path
     path.write_text(bench.config_toml().replace("simulated = true", "simulated = 1"))
     with pytest.raises(ConfigError, match=r"rig\.simulated: expected true or false, got 1"):
         load_config(path)
+
+
+@pytest.mark.parametrize(("require", "message"), [
+    ('["watchdog"]', r"instruments\.psu_hv\.require: expected feature names, each one of status, got 'watchdog'"),
+    ('"status"', r"instruments\.psu_hv\.require: expected a list of feature names, each one of status, got 'status'"),
+    ("[1]", r"instruments\.psu_hv\.require: expected a list of feature names, each one of status, got \[1\]"),
+])
+def test_required_capabilities_are_the_drivers_probed_features(tmp_path: Path, require: str, message: str) -> None:
+    path = mutate(tmp_path, 'driver = "ea-psi"\n', f'driver = "ea-psi"\nrequire = {require}\n')
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_config(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_valid_required_capability_loads(tmp_path: Path) -> None:
+    path = mutate(tmp_path, 'driver = "ea-psi"\n', 'driver = "ea-psi"\nrequire = ["status"]\n')
+    assert load_config(path).instruments["psu_hv"].require == ("status",)

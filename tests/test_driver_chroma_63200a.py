@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from instruments.drivers.chroma_63200a import Chroma63200A
-from instruments.errors import SetpointRefused
+from instruments.errors import SetpointRefused, WrongInstrument
 from instruments.roles import LoadMode, LoadReading, Rating
 from instruments.sim.bench import SimulatedBench
 from tests.protocol import checked, expected_protocol
@@ -33,7 +33,8 @@ def test_modes_set_the_level_then_select_the_high_range(mode: LoadMode, level: f
     (lambda ld: ld.input_on(), checked("LOAD ON")),
     (lambda ld: ld.input_off(), checked("LOAD OFF")),
     (lambda ld: ld.emergency_off(), [("LOAD OFF", None)]),
-    (lambda ld: ld.clear_protection(), checked("LOAD:PROT:CLE")),
+    (lambda ld: ld.clear_protection(), [*checked("LOAD OFF"), *checked("LOAD:PROT:CLE"), *checked("LOAD OFF"),
+                                        ("MEAS:VOLT?;:MEAS:CURR?;:LOAD?;:LOAD:PROT?", "0.0000;0.0000;OFF;0")]),
 ])
 def test_command_table(call, wire) -> None:
     with expected_protocol(driver(), wire) as load:
@@ -69,3 +70,20 @@ def test_end_to_end_against_the_simulated_load(bench: SimulatedBench) -> None:
         assert load.measure() == LoadReading(0.0, 0.0, False, None)
     finally:
         load.close()
+
+
+@pytest.mark.parametrize("model", ["63203", "63203A", "63206A-150-600", "63224A"])
+def test_every_documented_model_spelling_is_accepted(model: str) -> None:
+    """Item 6 of issue 12: ``*IDN?`` may name the model without the trailing A (``63203``)."""
+    load = driver()
+    load._connect = lambda: None  # type: ignore[method-assign]
+    with expected_protocol(load, ("*IDN?", f"Chroma,{model},123,1.00")):
+        assert load.open(prepare=False).model == model
+
+
+@pytest.mark.parametrize("model", ["63600-2", "6314A", "632030", "63203B"])
+def test_other_models_are_still_refused(model: str) -> None:
+    load = driver()
+    load._connect = lambda: None  # type: ignore[method-assign]
+    with expected_protocol(load, ("*IDN?", f"Chroma,{model},123,1.00")), pytest.raises(WrongInstrument):
+        load.open(prepare=False)

@@ -18,9 +18,12 @@ from instruments.roles import LoadMode, LoadReading, Rating
 from instruments.sim.bench import BenchSpec, SimInstrument, SimPath, SimulatedBench
 from rig.clock import Clock
 from rig.session import Rig
-from tests.protocol import checked, expected_protocol
+from tests.protocol import EA_ERROR_CHECK, expected_protocol
+from tests.protocol import ea_checked as checked
 
 RATING = Rating(voltage=1500, current=60, power=30000)
+IDN = "EA Elektro-Automatik GmbH & Co. KG, ELR 11500-60 4U, 2200, V2.01"
+MEASURE = "MEAS:ARR?;:INP?;:STAT:QUES:COND?;:STAT:OPER:COND?"
 
 
 def driver() -> EaElr:
@@ -54,7 +57,7 @@ def test_a_refusal_part_way_stops_before_the_loosening_values() -> None:
     with expected_protocol(
         driver(),
         ("SOUR:CURR 45", None),
-        ("SYST:ERR?", '-222,"Data out of range"'),  # e.g. the unit's adjustment limit is lower
+        (EA_ERROR_CHECK, '1024;-222,"Data out of range"'),  # e.g. the unit's adjustment limit is lower
         ("SYST:ERR?", '0,"No error"'),
     ) as load, pytest.raises(ScpiError, match="-222"):
         load.set_mode(LoadMode.CC, 45)
@@ -64,7 +67,9 @@ def test_a_refusal_part_way_stops_before_the_loosening_values() -> None:
     (lambda ld: ld.input_on(), checked("INP ON")),
     (lambda ld: ld.input_off(), checked("INP OFF")),
     (lambda ld: ld.emergency_off(), [("INP OFF", None)]),
-    (lambda ld: ld.clear_protection(), checked("INP:PROT:CLE")),
+    # No INP:PROT:CLE (-100 on a unit): input off, read the queue (acknowledges), off again, read back.
+    (lambda ld: ld.clear_protection(), [*checked("INP OFF"), (EA_ERROR_CHECK, '1024;0,"No error"'),
+                                        *checked("INP OFF"), (MEASURE, "0.00 V, 0.00 A, 0.00 W;OFF;1024;0")]),
     (lambda ld: (setattr(ld, "remote_taken", True), ld.close()), [("SYST:LOCK OFF", None)]),
 ])
 def test_command_table(call, wire) -> None:
@@ -80,8 +85,44 @@ def test_command_table(call, wire) -> None:
     ("0.00 V, 0.00 A, 0.00 W;OFF;1024;16", LoadReading(0.0, 0.0, False, "INH")),  # REM-SB: inhibit input
 ])
 def test_measure_is_one_round_trip(reply: str, expected: LoadReading) -> None:
-    with expected_protocol(driver(), ("MEAS:ARR?;:INP?;:STAT:QUES:COND?;:STAT:OPER:COND?", reply)) as load:
+    with expected_protocol(driver(), (MEASURE, reply)) as load:
         assert load.measure() == expected
+
+
+def test_a_status_query_the_unit_lacks_is_dropped_from_the_batch_and_blames_nothing_else() -> None:
+    """Items 1 and 5 of issue 12, as an emulator without STAT:OPER answered: 3 replies for 4 and -100
+    queued. Before, measure() failed for good (and so did safe_state, which reads back through it),
+    and the next checked write (INP OFF) drained the -100 and failed with it."""
+    with expected_protocol(
+        driver(),
+        (MEASURE, "43.50 V, 10.00 A, 435.00 W;ON;3072"),  # one part refused
+        (EA_ERROR_CHECK, '3072;-100,"Command error"'),  # the queue says so: not a garbled reply
+        ("SYST:ERR?", '0,"No error"'),
+        ("*IDN?", IDN), ("STAT:QUES:COND?", "3072"), ("*IDN?", IDN),  # each optional part probed
+        ("*IDN?", IDN), ("STAT:OPER:COND?", None), ("*IDN?", IDN),  # no reply before the marker's
+        (EA_ERROR_CHECK, '3072;-100,"Command error"'),  # the probe's own refusal, drained
+        ("SYST:ERR?", '0,"No error"'),
+        ("MEAS:ARR?;:INP?;:STAT:QUES:COND?", "43.50 V, 10.00 A, 435.00 W;ON;3072"),  # asked again without it
+        ("MEAS:ARR?;:INP?;:STAT:QUES:COND?", "43.50 V, 10.00 A, 435.00 W;ON;3072"),  # and from then on
+        checked("INP OFF"),  # accepted, and nothing left in the queue to blame it for
+    ) as load:
+        assert load.measure() == LoadReading(43.5, 10.0, True, None)
+        assert load.capabilities["operation-status"].present is False
+        assert "the fixture's safety chain names it" in load.capabilities["operation-status"].detail
+        assert load.measure() == LoadReading(43.5, 10.0, True, None)
+        load.input_off()
+
+
+def test_a_refused_query_that_is_not_optional_stays_an_error() -> None:
+    with expected_protocol(
+        driver(),
+        (MEASURE, "43.50 V, 10.00 A, 435.00 W;3072;0"),
+        (EA_ERROR_CHECK, '3072;-100,"Command error"'),
+        ("SYST:ERR?", '0,"No error"'),
+        ("*IDN?", IDN), ("STAT:QUES:COND?", "3072"), ("*IDN?", IDN),
+        ("*IDN?", IDN), ("STAT:OPER:COND?", "0"), ("*IDN?", IDN),
+    ) as load, pytest.raises(ScpiError, match=r"load: 'MEAS:ARR\?;:INP\?;.*': instrument reported -100"):
+        load.measure()
 
 
 @pytest.mark.parametrize(("mode", "level", "message"), [

@@ -7,14 +7,23 @@ from collections.abc import Iterator
 
 import pytest
 
+from instruments.capabilities import Capability
 from instruments.drivers.itech_it6000c import ItechIT6000C
 from instruments.errors import InstrumentFault, NotSupported, ScpiError, SetpointRefused, WrongInstrument
 from instruments.roles import Rating, SupplyProtection, SupplyReading
 from instruments.sim.bench import BenchSpec, SimInstrument, SimPath, SimulatedBench
 from rig.clock import Clock
-from tests.protocol import checked, expected_protocol
+from tests.protocol import RECONNECT, checked, expected_protocol
 
 RATING = Rating(voltage=800, current=225, power=54000)  # IT6054C-800-225
+IDN = "ITECH Electronics,IT6054C-800-225,802263011787260011,000.006.101,640.R,132.R"
+UNDEFINED = '-113,"Undefined header"'
+NO_ERROR = '0,"No error"'
+
+
+def probe(query: str, reply: str | None) -> list[tuple[str, str | None]]:
+    """An optional query asked with *IDN? as a marker after it: no reply means the unit lacks it."""
+    return [("*IDN?", IDN), (query, reply), ("*IDN?", IDN)]
 
 
 def driver() -> ItechIT6000C:
@@ -35,12 +44,81 @@ def test_remote_control_then_voltage_priority(function: str, wire) -> None:
     (lambda p: p.set_current_limit(12.5), checked("CURR:LIM 12.5")),
     (lambda p: p.output_on(), checked("OUTP ON")),
     (lambda p: p.output_off(), checked("OUTP OFF")),
-    (lambda p: p.clear_protection(), [*checked("OUTP OFF"), *checked("OUTP:PROT:CLE")]),
+    (lambda p: p.clear_protection(), [*checked("OUTP OFF"), *checked("OUTP:PROT:CLE"), *checked("OUTP OFF"),
+                                      ("MEAS:VOLT?;:MEAS:CURR?;:OUTP?;:STAT:QUES:COND?", "0;0;0;0")]),
     (lambda p: p.emergency_off(), [("OUTP OFF", None)]),
 ])
 def test_command_table(call, wire) -> None:
     with expected_protocol(driver(), wire) as psu:
         call(psu)
+
+
+def test_a_unit_without_func_query_opens_at_once_and_records_it() -> None:
+    """Item 2 of issue 12: an IT6000C without FUNC? answered -113 and no reply; open failed on a 2 s
+    timeout and `rig check` called the unit missing. The probe takes no timeout (the marker answers),
+    FUNC VOLT goes out once, the capability is recorded."""
+    with expected_protocol(
+        driver(),
+        ("*IDN?", IDN),
+        probe("FUNC?", None),
+        probe("STAT:QUES:COND?", "0"),
+        probe("VOLT:UND:PROT:STAT?", "1"),
+        ("*CLS", None),
+        checked("SYST:REM"),
+        checked("FUNC VOLT"),
+    ) as psu:
+        psu._connect = lambda: None
+        psu.open()
+        assert psu.capabilities["priority"].present is False
+        assert psu.capabilities["undervoltage-protection"].present is True
+
+
+def test_a_refused_query_does_not_fail_the_next_write() -> None:
+    """Item 1 of issue 12: OUTP OFF was reported as -113 because an earlier refused query's error was
+    still queued. The query's silence now reads the queue at once and blames the query."""
+    with expected_protocol(
+        driver(),
+        ("FUNC?", None),
+        RECONNECT,
+        ("SYST:ERR?", UNDEFINED),
+        ("SYST:ERR?", NO_ERROR),
+        checked("OUTP OFF"),
+    ) as psu:
+        with pytest.raises(ScpiError, match=r"'FUNC\?': instrument reported -113"):
+            psu.transport.query("FUNC?")
+        psu.output_off()
+
+
+def test_clear_falls_back_to_the_load_manuals_spelling_and_remembers() -> None:
+    with expected_protocol(
+        driver(),
+        checked("OUTP OFF"),
+        ("OUTP:PROT:CLE", None), ("SYST:ERR?", UNDEFINED), ("SYST:ERR?", NO_ERROR),
+        checked("PROT:CLE"),
+        checked("OUTP OFF"),
+        ("MEAS:VOLT?;:MEAS:CURR?;:OUTP?;:STAT:QUES:COND?", "0;0;0;0"),
+        checked("OUTP OFF"),
+        checked("PROT:CLE"),  # the refused spelling is not tried again
+        checked("OUTP OFF"),
+        ("MEAS:VOLT?;:MEAS:CURR?;:OUTP?;:STAT:QUES:COND?", "0;0;0;0"),
+    ) as psu:
+        psu.clear_protection()
+        psu.clear_protection()
+        assert psu.capabilities["protection-clear"].detail == "PROT:CLE"
+
+
+def test_without_under_voltage_protection_commands_none_are_sent() -> None:
+    psu = driver()
+    psu.capabilities["undervoltage-protection"] = Capability("undervoltage-protection", False, "refused")
+    with expected_protocol(
+        psu,
+        checked("VOLT:PROT 550"),
+        checked("VOLT:PROT:STAT ON"),
+        checked("CURR:PROT 30"),
+        checked("CURR:PROT:STAT ON"),
+        ("VOLT:PROT?;:VOLT:PROT:STAT?;:CURR:PROT?;:CURR:PROT:STAT?", "550;1;30;1"),
+    ):
+        assert psu.set_protection(550, 30) == SupplyProtection(550.0, 30.0)
 
 
 def test_protection_levels_are_programmed_enabled_and_read_back() -> None:

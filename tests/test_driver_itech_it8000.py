@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 from instruments.drivers.itech_it8000 import ItechIT8000
-from instruments.errors import SetpointRefused, WrongInstrument
+from instruments.errors import ScpiError, SetpointRefused, WrongInstrument
 from instruments.roles import LoadMode, LoadReading, Rating
 from instruments.sim.bench import BenchSpec, SimInstrument, SimPath, SimulatedBench
 from rig.clock import Clock
 from rig.session import Rig
-from tests.protocol import checked, expected_protocol
+from tests.protocol import RECONNECT, checked, expected_protocol
 
 RATING = Rating(voltage=1500, current=60, power=18000)
 
@@ -41,7 +41,10 @@ def test_modes_set_the_level_then_select_the_function(mode: LoadMode, level: flo
     (lambda ld: ld.input_on(), checked("INP ON")),
     (lambda ld: ld.input_off(), checked("INP OFF")),
     (lambda ld: ld.emergency_off(), [("INP OFF", None)]),
-    (lambda ld: ld.clear_protection(), checked("PROT:CLE")),
+    (lambda ld: ld.clear_protection(), [*checked("INP OFF"), *checked("PROT:CLE"), *checked("INP OFF"),
+                                        ("MEAS:VOLT?;:MEAS:CURR?;:INP?;:STAT:QUES:COND?", "0;0;0;0")]),
+    # Item 9 of issue 12: remote control taken with SYST:REM is handed back at close.
+    (lambda ld: (setattr(ld, "remote_taken", True), ld.close()), [("SYST:LOC", None)]),
 ])
 def test_command_table(call, wire) -> None:
     with expected_protocol(driver(), wire) as load:
@@ -156,3 +159,33 @@ def test_wrong_instrument_at_the_address_is_refused(it8000_bench: SimulatedBench
     with pytest.raises(WrongInstrument, match=r"load_hv: found EA Elektro-Automatik GmbH & Co. KG PSI 11500-60 4U, "
                                               r"expected a ITECH IT8000"):
         load.open()
+
+
+def test_a_failure_while_taking_remote_control_still_hands_it_back_at_close() -> None:
+    """Item 9 of issue 12 (the IT6000C had it the other way round): held remote is recorded before
+    it is taken, so a failure half way still sends SYST:LOC at close."""
+    load, idn = driver(), "ITECH Ltd.,IT8018-500-180,SIM1,1.0"
+    with expected_protocol(load, ("*IDN?", idn), ("STAT:QUES:COND?", "0"), ("*IDN?", idn),
+                           ("*CLS", None), ("SYST:REM", None), ("SYST:ERR?", '-221,"Settings conflict"'),
+                           ("SYST:ERR?", '0,"No error"'), ("SYST:LOC", None)):
+        with pytest.raises(ScpiError, match="-221"):
+            load._prepare()
+        load.close()
+
+
+def test_without_the_status_query_the_batch_drops_it() -> None:
+    """Item 5 of issue 12: STAT:QUES:COND? refused made measure() fail for good."""
+    idn = "ITECH Ltd.,IT8018-500-180,SIM1,1.0"
+    with expected_protocol(
+        driver(),
+        ("MEAS:VOLT?;:MEAS:CURR?;:INP?;:STAT:QUES:COND?", None),  # refused part: no reply to the line
+        RECONNECT,
+        ("SYST:ERR?", '-113,"Undefined header"'),
+        ("SYST:ERR?", '0,"No error"'),
+        ("*IDN?", idn), ("STAT:QUES:COND?", None), ("*IDN?", idn),
+        ("SYST:ERR?", '-113,"Undefined header"'),
+        ("SYST:ERR?", '0,"No error"'),
+        ("MEAS:VOLT?;:MEAS:CURR?;:INP?", "400.0;5.0;1"),
+    ) as load:
+        assert load.measure() == LoadReading(400.0, 5.0, True, None)
+        assert load.capabilities["status"].present is False

@@ -11,15 +11,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from instruments.capabilities import Capability
 from instruments.drivers.keysight_rp7900 import KeysightRP7900
-from instruments.errors import InstrumentFault, ScpiError, SetpointRefused, WrongInstrument
+from instruments.errors import InstrumentFault, NotSupported, ScpiError, SetpointRefused, WrongInstrument
 from instruments.roles import Rating, SupplyProtection, SupplyReading
 from instruments.sim.bench import BenchSpec, SimInstrument, SimPath, SimulatedBench
 from rig.clock import Clock
-from tests.protocol import expected_protocol
+from tests.protocol import RECONNECT, expected_protocol
 
 RATING = Rating(voltage=80, current=250, power=10000)
 NO_ERROR = '+0,"No error"'  # Keysight's empty error queue
+IDN = "Keysight Technologies,RP7952A,MY00001,B.01.02"
+MEASURE = "MEAS:VOLT?;:FETC:CURR?;:OUTP?;:STAT:QUES:COND?"
+UNDEFINED = '-113,"Undefined header"'
 
 
 def checked(command: str) -> list[tuple[str, str | None]]:
@@ -45,12 +49,127 @@ def test_remote_control_selects_voltage_priority_only_when_needed(function: str,
     (lambda p: p.set_current_limit(120.5), checked("CURR:LIM 120.5")),
     (lambda p: p.output_on(), checked("OUTP ON")),
     (lambda p: p.output_off(), checked("OUTP OFF")),
-    (lambda p: p.clear_protection(), [*checked("OUTP OFF"), *checked("OUTP:PROT:CLE")]),
+    # Off, clear, then off again and read back: a clear may restore the output from before the fault.
+    (lambda p: p.clear_protection(), [*checked("OUTP OFF"), *checked("OUTP:PROT:CLE"), *checked("OUTP OFF"),
+                                      (MEASURE, "+0.000000E+00;+0.000000E+00;0;+0")]),
     (lambda p: p.emergency_off(), [("OUTP OFF", None)]),
 ])
 def test_command_table(call, wire) -> None:
     with expected_protocol(driver(), wire) as psu:
         call(psu)
+
+
+def probe(query: str, reply: str | None) -> list[tuple[str, str | None]]:
+    """An optional query asked with *IDN? as a marker after it: no reply means the unit lacks it."""
+    return [("*IDN?", IDN), (query, reply), ("*IDN?", IDN)]
+
+
+def test_open_probes_the_watchdog_priority_and_status_and_a_missing_one_degrades() -> None:
+    """Item 2 of issue 12: firmware without the I/O watchdog answered OUTP:PROT:WDOG:DEL 5 with -113, the
+    ScpiError aborted Rig.open. Now the probe finds it missing (no reply before the marker's) and arming
+    raises NotSupported with what covers for it, before anything is sent."""
+    with expected_protocol(
+        driver(),
+        ("*IDN?", IDN),
+        probe("OUTP:PROT:WDOG?", None),
+        probe("FUNC?", "VOLT"),
+        probe("STAT:QUES:COND?", "+0"),
+        ("*CLS", None),  # clears the probe's refusal before anything is written
+        ("FUNC?", "VOLT"),
+    ) as psu:
+        psu._connect = lambda: None
+        psu.open()
+        assert {k: c.present for k, c in psu.capabilities.items()} == {
+            "watchdog": False, "priority": True, "status": True, "protection-clear": None}
+        with pytest.raises(NotSupported, match=r"OUTP:PROT:WDOG\? refused: no I/O watchdog: the fixture heartbeat"):
+            psu.arm_watchdog(5)
+
+
+def test_a_watchdog_refused_when_armed_degrades_too() -> None:
+    with expected_protocol(
+        driver(),
+        ("OUTP:PROT:WDOG:DEL 5", None), ("SYST:ERR?", UNDEFINED), ("SYST:ERR?", NO_ERROR),
+    ) as psu, pytest.raises(NotSupported, match="OUTP:PROT:WDOG:DEL refused: no I/O watchdog"):
+        psu.arm_watchdog(5)
+
+
+def test_a_refused_query_is_blamed_on_itself_not_on_the_next_write() -> None:
+    """Item 1 of issue 12: FUNC? refused (-113, no reply) left its error queued and the next checked
+    write, VOLT:PROT 88, drained it and failed although the unit accepted it. Now the silence is
+    followed at once by a fresh connection and an error-queue read, which names FUNC?."""
+    with expected_protocol(
+        driver(),
+        ("FUNC?", None),  # no reply: the transport times out
+        RECONNECT,  # a late reply must not answer the next query
+        ("SYST:ERR?", UNDEFINED),
+        ("SYST:ERR?", NO_ERROR),
+        checked("VOLT:PROT 88"),
+        checked("CURR:PROT:STAT ON"),
+        ("VOLT:PROT?;:CURR:PROT:STAT?", "+8.800000E+01;1"),
+    ) as psu:
+        with pytest.raises(ScpiError, match=r"psu: 'FUNC\?': instrument reported -113,'Undefined header'"):
+            psu.transport.query("FUNC?")
+        assert psu.set_protection(88, 275) == SupplyProtection(88.0, None)
+
+
+@pytest.mark.parametrize(("at_open", "capability"), [
+    (checked("FUNC VOLT"), "FUNC VOLT sent once at open"),
+    ([("FUNC VOLT", None), ("SYST:ERR?", UNDEFINED), ("SYST:ERR?", NO_ERROR)],
+     "FUNC? and FUNC refused: unit taken to be voltage-priority only"),
+])
+def test_without_the_priority_query_voltage_priority_is_sent_once_at_open(at_open, capability: str) -> None:
+    with expected_protocol(
+        driver(),
+        ("*IDN?", IDN),
+        probe("OUTP:PROT:WDOG?", "0"),
+        probe("FUNC?", None),
+        probe("STAT:QUES:COND?", "+0"),
+        ("*CLS", None),
+        at_open,
+        ("*CLS", None),  # a later reconnect: remote control again, but never FUNC VOLT mid-run
+    ) as psu:
+        psu._connect = lambda: None
+        psu.open()
+        assert psu.capabilities["priority"].detail.startswith(capability)
+        psu._take_remote_control()
+
+
+def test_a_refused_clear_is_reported_once_with_the_front_panel_action() -> None:
+    """Item 3 of issue 12: a clear the unit refuses raises NotSupported naming what to do; it is not sent
+    again (later re-arms fail at once, with the same words)."""
+    with expected_protocol(
+        driver(),
+        checked("OUTP OFF"),
+        ("OUTP:PROT:CLE", None), ("SYST:ERR?", UNDEFINED), ("SYST:ERR?", NO_ERROR),
+        checked("OUTP OFF"),
+    ) as psu:
+        for _ in range(2):
+            with pytest.raises(NotSupported, match="psu: cannot clear its protection remotely "
+                                                   r"\(OUTP:PROT:CLE refused: clear the protection at the unit's"):
+                psu.clear_protection()
+        assert psu.capabilities["protection-clear"].present is False
+
+
+def test_a_clear_that_switches_the_output_back_on_is_forced_off_and_read_back() -> None:
+    """Item 4 of issue 12: OUTP OFF then OUTP:PROT:CLE restored the output to ON on a unit built on the
+    guide's wording; the driver switches it off again and reads it back before returning."""
+    with expected_protocol(
+        driver(),
+        checked("OUTP OFF"),
+        checked("OUTP:PROT:CLE"),  # the unit turns the output back on here
+        checked("OUTP OFF"),
+        (MEASURE, "+0.000000E+00;+0.000000E+00;0;+0"),
+    ) as psu:
+        psu.clear_protection()
+
+
+def test_without_the_status_query_measure_still_reads_and_says_nothing_is_latched() -> None:
+    with expected_protocol(
+        driver(),
+        ("MEAS:VOLT?;:FETC:CURR?;:OUTP?", "+4.800000E+01;+1.205000E+02;1"),
+    ) as psu:
+        psu.capabilities["status"] = Capability("status", False, "STAT:QUES:COND? refused")
+        assert psu.measure() == SupplyReading(48.0, 120.5, True, None)
 
 
 def test_ocp_has_no_level_it_trips_at_the_current_limit() -> None:

@@ -91,7 +91,7 @@ def audit(bench: SimulatedBench, rig: Rig) -> list[str]:
         rating = server.dialect.unit.rating
         is_supply = name.startswith("psu")
         table = SUPPLY_SETPOINTS if is_supply else LOAD_SETPOINTS
-        for line in server.dialect.log:
+        for line in list(server.dialect.log):  # a snapshot: the sampler appends meanwhile
             for pattern, quantity in table:
                 match = pattern.search(line)
                 if not match:

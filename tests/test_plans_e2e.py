@@ -48,6 +48,8 @@ def test_whole_suite_on_the_simulated_bench(tmp_path: Path) -> None:
     assert set(meta["instruments"]) == {"psu_hv", "load_hv", "psu_hc1", "psu_hc2", "psu_hc3", "load_hc1",
                                         "load_hc2", "inlet"}
     assert all(i["identity"] for i in meta["instruments"].values())
+    assert meta["capabilities"]["psu_hv"]["status"] == {"present": True, "detail": "STAT:QUES:COND?"}
+    assert meta["capabilities"]["psu_hc1"]["priority"]["present"] is True
     with open(folder / "samples.csv", newline="") as f:
         samples = list(csv.DictReader(f))
     assert len(samples) > 100 and max(float(s["inlet.current_a"]) for s in samples) == pytest.approx(900, abs=0.5)

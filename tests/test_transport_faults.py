@@ -8,6 +8,7 @@ received, ``fixture.writes`` every Modbus write the fixture accepted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import struct
@@ -35,6 +36,7 @@ from instruments.sim.bench import SimulatedBench
 from instruments.sim.scpi_server import ScpiServer, ServerFaults
 
 RATING = Rating(voltage=1500, current=60, power=30000)
+ERROR_CHECK = "STAT:QUES:COND?;:SYST:ERR?"  # EA: the alarm is read before the queue acknowledges it
 TIMEOUT = 0.2  # transport timeout in these tests; simulated latencies are >= 2.5x this
 
 
@@ -146,12 +148,13 @@ def test_a_garbled_batched_read_is_asked_once_more_and_recovers(bench: Simulated
     server.faults.garbage_replies = 1
     reading = psu.measure()  # query_many(retry=True): pure reads, so a second ask is safe
     assert (reading.voltage, reading.output_on) == (400.0, True)
-    assert lines_since(server, start) == [batch, batch]
+    # Too few replies might be a refused part: the error queue is read (empty here), then asked again.
+    assert lines_since(server, start) == [batch, ERROR_CHECK, batch]
 
 
 def test_a_batched_read_garbled_twice_is_a_bad_reply_with_the_reply(bench: SimulatedBench, psu: EaPsi) -> None:
     server = bench.servers["psu_hv"]
-    server.faults.garbage_replies = 2
+    server.faults.garbage_replies = 3  # the batch, the error-queue read after it, the batch again
     with pytest.raises(BadReply) as exc:
         psu.measure()
     assert one_line(exc) == (
@@ -171,7 +174,7 @@ def test_error_queue_after_a_write_lists_every_error_and_is_drained(bench: Simul
         "-222,'Data out of range'; -104,'Data type error'; -109,'Missing parameter'"
     )
     assert exc.value.errors == [(-222, "Data out of range"), (-104, "Data type error"), (-109, "Missing parameter")]
-    assert lines_since(server, start) == [command] + ["SYST:ERR?"] * 4  # three errors, then 0
+    assert lines_since(server, start) == [command, ERROR_CHECK] + ["SYST:ERR?"] * 3  # three errors, then 0
     assert not server.dialect.errors
     assert psu.transport.query("SYST:ERR?") == '0,"No error"'
 
@@ -266,15 +269,16 @@ def test_killed_while_a_reply_is_awaited_is_lost_after_the_timeout(bench: Simula
 def test_a_write_whose_error_check_timed_out_is_not_sent_again(bench: SimulatedBench, psu: EaPsi) -> None:
     server = bench.servers["psu_hv"]
     start = len(server.dialect.log)
-    server.faults.drop_replies = 1  # OUTP ON has no reply: the SYST:ERR? after it is lost
+    server.faults.drop_replies = 1  # OUTP ON has no reply: the error check after it is lost
     with pytest.raises(InstrumentTimeout) as exc:
         psu.output_on()
-    assert one_line(exc) == "psu_hv: 'OUTP ON': sent, but its outcome is unknown: 'SYST:ERR?': no reply within 0.2 s"
+    assert one_line(exc) == (
+        f"psu_hv: 'OUTP ON': sent, but its outcome is unknown: {ERROR_CHECK!r}: no reply within 0.2 s")
     reading = psu.measure()  # the caller decides: here it reads back, over a fresh connection
     assert reading.output_on is True
     sent = lines_since(server, start)
     assert sent.count("OUTP ON") == 1
-    assert sent[:2] == ["OUTP ON", "SYST:ERR?"]
+    assert sent[:2] == ["OUTP ON", ERROR_CHECK]
     assert "MEAS:ARR?;:OUTP?;:STAT:QUES:COND?" in sent
 
 
@@ -285,9 +289,133 @@ def test_a_write_answered_too_late_is_not_sent_again(bench: SimulatedBench, psu:
     with pytest.raises(InstrumentTimeout, match=r"^psu_hv: 'OUTP ON': sent, but its outcome is unknown: "):
         psu.output_on()
     server.faults.latency_s = 0.0
-    wait_until(lambda: "SYST:ERR?" in lines_since(server, start))  # everything sent has been run
+    wait_until(lambda: ERROR_CHECK in lines_since(server, start))  # everything sent has been run
     assert psu.measure().output_on is True
     assert lines_since(server, start).count("OUTP ON") == 1
+
+
+# --- SCPI: a surplus reply line (a proxy that duplicates replies) ----------------------------------
+
+
+class DuplicatingProxy:
+    """A TCP proxy between client and simulated unit that sends some replies twice, in one write (so
+    the duplicate is on the wire with the original: nothing here depends on timing)."""
+
+    def __init__(self, target: ScpiServer, duplicate: Callable[[str], bool]) -> None:
+        self.target = (target.host, target.port)
+        self.duplicate = duplicate
+        self.duplicated = 0
+        self.connections = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def resource(self) -> str:
+        return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+        buffer = b""
+        try:
+            while chunk := source.recv(4096):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    out = line + b"\n"
+                    if replies and self.duplicate(line.decode()):
+                        self.duplicated += 1
+                        out += out
+                    sink.sendall(out)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@pytest.fixture
+def proxied_psu(bench: SimulatedBench) -> Iterator[tuple[EaPsi, DuplicatingProxy]]:
+    """The EA supply behind a proxy that duplicates every reply that reads a voltage."""
+    proxy = DuplicatingProxy(bench.servers["psu_hv"], lambda line: line.endswith(" V"))
+    drv = EaPsi("psu_hv", proxy.resource, RATING)
+    drv.transport.settings = dataclasses.replace(EaPsi.SETTINGS, timeout_s=TIMEOUT)
+    drv.open()
+    yield drv, proxy
+    drv.close()
+    proxy.close()
+
+
+def test_control_a_bare_pyvisa_resource_takes_the_duplicated_reply_as_the_next_answer(
+    bench: SimulatedBench, proxied_psu: tuple[EaPsi, DuplicatingProxy]
+) -> None:
+    """Proves the scenario: after one duplicated reply every later reply is one behind, each the
+    expected shape (a number with its unit), and nothing on the wire says so."""
+    psu, proxy = proxied_psu
+    psu.set_voltage(400)
+    psu.set_current_limit(5)
+    raw = resource_manager().open_resource(proxy.resource, read_termination="\n", write_termination="\n",
+                                           timeout=int(TIMEOUT * 1000))
+    try:
+        assert raw.query("SOUR:VOLT?") == "400.00 V"
+        assert raw.query("SOUR:CURR?") == "400.00 V"  # stale: the current is 5 A
+        assert raw.query("SOUR:VOLT?") == "5.00 A"  # and so on, one behind
+    finally:
+        raw.close()
+
+
+def test_a_surplus_reply_line_is_detected_before_the_next_exchange_and_never_taken_as_its_answer(
+    bench: SimulatedBench, proxied_psu: tuple[EaPsi, DuplicatingProxy]
+) -> None:
+    """Item 5 of the surplus-line issue: unsolicited bytes before an exchange mean the stream is out of
+    step; the transport reconnects (counted as a fault) before sending, so the reply it reads is the
+    answer to what it sent."""
+    psu, proxy = proxied_psu
+    server = bench.servers["psu_hv"]
+    psu.set_voltage(400)
+    psu.set_current_limit(5)
+    faults, connections = psu.transport.fault_count, proxy.connections
+    assert psu.transport.query("SOUR:VOLT?") == "400.00 V"  # duplicated by the proxy
+    start = len(server.dialect.log)
+    assert psu.transport.query("SOUR:CURR?") == "5.00 A"  # not the stale "400.00 V"
+    assert (psu.transport.fault_count, psu.transport.resyncs) == (faults + 1, 1)
+    assert proxy.connections == connections + 1  # a fresh connection...
+    assert lines_since(server, start)[-1] == "SOUR:CURR?"  # ...on which the query went out once
+    assert "SYST:LOCK ON" in lines_since(server, start)  # remote control taken again on it
+
+
+def test_no_stale_reading_is_accepted_while_a_proxy_duplicates_replies(
+    bench: SimulatedBench, proxied_psu: tuple[EaPsi, DuplicatingProxy]
+) -> None:
+    """What the sampler does, measure after measure, with setpoints changing between: every reading is
+    the present one; the unit ends counted as faulted, once per duplicated reply."""
+    psu, proxy = proxied_psu
+    psu.set_current_limit(5)
+    psu.output_on()
+    faults = psu.transport.fault_count
+    for volts in range(10, 210, 10):
+        psu.set_voltage(volts)
+        assert psu.transport.query("SOUR:VOLT?") == f"{volts:.2f} V"  # duplicated
+        reading = psu.measure()
+        assert (reading.voltage, reading.output_on) == (volts, True)
+        assert psu.transport.query("SOUR:CURR?") == "5.00 A"
+    assert proxy.duplicated == 20
+    assert psu.transport.resyncs == 20 and psu.transport.fault_count == faults + 20
+    psu.safe_state()
 
 
 # --- Modbus ------------------------------------------------------------------------------------------

@@ -10,13 +10,19 @@ Dialect quirks:
   unit's full rating. Each mode keeps its own ``:STAT:L1`` level, so the level is set *before* the mode
   is selected: the load never regulates, even briefly, on a stale level;
 - ``LOAD?`` answers ``ON|OFF`` on some firmware and ``1|0`` on others: both accepted;
+- ``*IDN?`` names the model with or without the series' trailing ``A`` (``63203``, ``63206A``) and
+  sometimes with its ratings (``63206A-150-600``): all accepted, other Chroma series refused;
 - raw SCPI socket on port 2101.
+
+Optional command: ``LOAD:PROT:CLE`` (programming manual, medium-low; learnt when used): refused, the
+unit is reported with the front-panel action.
 """
 
 from __future__ import annotations
 
 import re
 
+from instruments.capabilities import Feature
 from instruments.drivers.scpi_base import ScpiLoad
 from instruments.roles import LoadMode, LoadReading
 from instruments.scpi import parse_bool, parse_number
@@ -31,10 +37,15 @@ _MODE = {
 
 class Chroma63200A(ScpiLoad):
     FAMILY = "Chroma 63200A electronic load"
-    MODEL_PATTERN = re.compile(r"^632\d\dA")
+    MODEL_PATTERN = re.compile(r"^632\d\dA?(-\d+-\d+)?$")
     DEFAULT_PORT = 2101
     INPUT_ON = "LOAD ON"
     INPUT_OFF = "LOAD OFF"
+    OPTIONAL = (
+        Feature("protection-clear", "LOAD:PROT:CLE", "Chroma 63200A Programming Manual, LOAD:PROTection",
+                "medium", "clear at the front panel"),
+    )
+    CLEAR = ("LOAD:PROT:CLE",)
 
     def _take_remote_control(self) -> None:
         self.transport.write("*CLS")
@@ -55,6 +66,3 @@ class Chroma63200A(ScpiLoad):
             parse_bool(self.name, "LOAD?", state),
             f"PROT {protection}" if protection else None,
         )
-
-    def clear_protection(self) -> None:
-        self._send("LOAD:PROT:CLE")

@@ -25,39 +25,46 @@ Dialect quirks this driver handles:
 - at most 5 commands per line (-223, nothing executed);
 - set values up to 102 % of nominal (-222 above).
 
+Alarms, as on the PSI (``ea_psi.py``): the guide lists no clear command (``INP:PROT:CLE`` was answered
+``-100`` by an emulator built from the guide read in full); alarms are acknowledged by reading the error
+queue, so the alarm status is read in the same line before every error-queue read and remembered
+until ``clear_protection``.
+
 Medium confidence: ``STAT:QUES:COND?`` bits OVP 1, OCP 2, OPP 4, OT 8, PF 8192, and ``STAT:OPER:COND?``
-bit 16 REM-SB (the inhibit input), as decoded by public drivers; ``INP:PROT:CLE`` by analogy with the
-PSI driver's ``OUTP:PROT:CLE`` (a third-party reading of rev. 17 says alarms are acknowledged by
-reading the error queue: check on a unit).
+bit 16 REM-SB (the inhibit input), as decoded by public drivers.
+
+Optional commands (probed at open):
+- ``STAT:QUES:COND?`` (guide 5.4, high): without it alarms are not named; ``INP?`` still reads off;
+- ``STAT:OPER:COND?`` (guide 5.4, medium; an emulator's unit lacked it): without it the inhibit
+  input (REM-SB) is not named by the load; the fixture's safety chain names the cause.
 """
 
 from __future__ import annotations
 
 import re
 
-from instruments.drivers.ea_psi import EA_SETTINGS, take_ea_lock
+from instruments.capabilities import Feature
+from instruments.drivers.ea_psi import EA_GUIDE, EaUnit
 from instruments.drivers.scpi_base import ScpiLoad
 from instruments.errors import BadReply
 from instruments.roles import LoadMode, LoadReading
 from instruments.scpi import parse_bool, parse_number
 
-# STAT:QUES:COND? bit values (guide, section 5.4: questionable status register).
-_QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OPP", 8: "OT", 8192: "PF"}
 # STAT:OPER:COND? bit 4: REM-SB, the analog interface's standby input, wired to the rig's inhibit chain.
 _OPER_REMOTE_STANDBY = 16
 
 
-class EaElr(ScpiLoad):
+class EaElr(EaUnit, ScpiLoad):
     FAMILY = "Elektro-Automatik ELR 9000/10000 load"
     MODEL_PATTERN = re.compile(r"^ELR ?(9\d{3}|1\d{4})-\d+")
-    DEFAULT_PORT = 5025
-    REMOTE_RELEASE = "SYST:LOCK OFF"
-    SETTINGS = EA_SETTINGS
     INPUT_ON = "INP ON"
     INPUT_OFF = "INP OFF"
-
-    def _take_remote_control(self) -> None:
-        take_ea_lock(self.name, self.transport)
+    OPTIONAL = (
+        Feature("status", "STAT:QUES:COND?", f"{EA_GUIDE}, 5.4", "high",
+                "alarms not named: the input read back off is what the rig sees", "STAT:QUES:COND?"),
+        Feature("operation-status", "STAT:OPER:COND?", f"{EA_GUIDE}, 5.4; public drivers (REM-SB bit)", "medium",
+                "inhibit (REM-SB) not named by the load: the fixture's safety chain names it", "STAT:OPER:COND?"),
+    )
 
     def _set_mode(self, mode: LoadMode, level: float) -> None:
         x, amps, watts = self._n(level), self._n(self.rating.current), self._n(self.rating.power)
@@ -75,19 +82,21 @@ class EaElr(ScpiLoad):
 
     def measure(self) -> LoadReading:
         # One round trip: MEAS:ARR? answers "U, I, P" in one reply.
-        commands = ("MEAS:ARR?", "INP?", "STAT:QUES:COND?", "STAT:OPER:COND?")
-        array, state, ques, oper = self.transport.query_many(commands, retry=True)
+        r = self._read("MEAS:ARR?", "INP?", "STAT:QUES:COND?", "STAT:OPER:COND?")
+        array = r["MEAS:ARR?"] or ""
         values = [v for v in array.split(",") if v.strip()]
         if len(values) != 3:
             raise BadReply(self.name, f"reply {array!r} is not 'U, I, P'", "MEAS:ARR?")
-        bits = int(parse_number(self.name, "STAT:QUES:COND?", ques))
-        tripped = [name for bit, name in _QUES_PROTECTIONS.items() if bits & bit]
-        if int(parse_number(self.name, "STAT:OPER:COND?", oper)) & _OPER_REMOTE_STANDBY:
+        tripped = self._tripped(r["STAT:QUES:COND?"])
+        if self._status_bits("STAT:OPER:COND?", r["STAT:OPER:COND?"]) & _OPER_REMOTE_STANDBY:
             tripped.append("INH")
         return LoadReading(parse_number(self.name, "MEAS:ARR?", values[0]),
                            parse_number(self.name, "MEAS:ARR?", values[1]),
-                           parse_bool(self.name, "INP?", state),
+                           parse_bool(self.name, "INP?", r["INP?"] or ""),
                            "+".join(tripped) or None)
 
     def clear_protection(self) -> None:
-        self._send("INP:PROT:CLE")
+        """Input off, acknowledge the alarms (read the error queue), then off again and read back."""
+        self._set_input(False)
+        self._acknowledge()
+        self.safe_state()

@@ -25,16 +25,30 @@ Dialect quirks this driver handles, and where sources conflict:
   ``12.0000`` in other notes), ``OUTP?`` -> ``0|1``, ``STAT:QUES:COND?`` -> NR1.
 Not verified: whether ``;``-joined queries are answered in one line (the live driver sent one query
 per message), and what ``OUTP?`` answers while a protection holds the output off.
+
+Optional commands (``OPTIONAL`` below; probed at open unless marked "learnt when used"), all low
+confidence (the live-tested public driver; an emulator built from the manual lacked ``FUNC?``):
+- ``FUNC?``: without it ``FUNC VOLT`` is sent once at open; without ``FUNC`` too, the unit is taken
+  to be voltage-priority only;
+- ``STAT:QUES:COND?``: without it a latched protection is not named; ``OUTP?`` (the terminal state)
+  still shows the output off;
+- ``VOLT:UND:PROT:STAT`` / ``CURR:UND:PROT:STAT``: without them nothing is switched off, and a
+  unit shipped with UVP on may trip when held below its UVP level;
+- protection clear (learnt when used): ``OUTP:PROT:CLE`` (live unit), else ``PROT:CLE`` (ITECH load
+  manuals); neither accepted, the unit is reported with the front-panel action.
 """
 
 from __future__ import annotations
 
 import re
 
+from instruments.capabilities import Feature
 from instruments.drivers.scpi_base import ScpiSupply
 from instruments.errors import InstrumentFault
 from instruments.roles import SupplyProtection, SupplyReading
 from instruments.scpi import parse_bool, parse_number
+
+_SOURCE = "ITECH IT6000C Programming Guide; OpenBench itech_it6000c (live IT6054C)"
 
 # STAT:QUES:COND? bits that latch the output off (as decoded by the live-tested driver). SENSE (256) and
 # POWER-STATE (4096) are left out: nothing says they disable the output.
@@ -60,12 +74,22 @@ class ItechIT6000C(ScpiSupply):
     MODEL_PATTERN = re.compile(r"^IT6\d{3}C-\d+-\d+")
     DEFAULT_PORT = 30000
     REMOTE_RELEASE = "SYST:LOC"
+    OPTIONAL = (
+        Feature("priority", "FUNC VOLT", _SOURCE, "low", "FUNC VOLT is sent once at open; voltage priority assumed",
+                "FUNC?"),
+        Feature("status", "STAT:QUES:COND?", _SOURCE, "low",
+                "latched protections not named: the output read back off is what the rig sees", "STAT:QUES:COND?"),
+        Feature("undervoltage-protection", "VOLT:UND:PROT:STAT OFF", _SOURCE, "low",
+                "UVP/UCP left as the unit has them: a supply held below its UVP level may trip",
+                "VOLT:UND:PROT:STAT?"),
+        Feature("protection-clear", "OUTP:PROT:CLE | PROT:CLE", _SOURCE, "low", "clear at the front panel"),
+    )
+    CLEAR = ("OUTP:PROT:CLE", "PROT:CLE")
 
     def _take_remote_control(self) -> None:
         self.transport.write("*CLS")
         self._send("SYST:REM")
-        if not self.transport.query("FUNC?").upper().startswith("VOLT"):
-            self._send("FUNC VOLT")
+        self._voltage_priority()
 
     def _set_voltage(self, volts: float) -> None:
         self._send(f"VOLT {self._n(volts)}")
@@ -78,8 +102,9 @@ class ItechIT6000C(ScpiSupply):
         self._send("VOLT:PROT:STAT ON")
         self._send(f"CURR:PROT {self._n(ocp_amps)}")
         self._send("CURR:PROT:STAT ON")
-        self._send("VOLT:UND:PROT:STAT OFF")
-        self._send("CURR:UND:PROT:STAT OFF")
+        if self.has("undervoltage-protection"):
+            self._send("VOLT:UND:PROT:STAT OFF")
+            self._send("CURR:UND:PROT:STAT OFF")
 
     def read_protection(self) -> SupplyProtection:
         commands = ("VOLT:PROT?", "VOLT:PROT:STAT?", "CURR:PROT?", "CURR:PROT:STAT?")
@@ -90,17 +115,12 @@ class ItechIT6000C(ScpiSupply):
         return SupplyProtection(parse_number(self.name, "VOLT:PROT?", ovp), parse_number(self.name, "CURR:PROT?", ocp))
 
     def measure(self) -> SupplyReading:
-        commands = ("MEAS:VOLT?", "MEAS:CURR?", "OUTP?", "STAT:QUES:COND?")
-        volts, amps, output, status = self.transport.query_many(commands, retry=True)
-        bits = int(parse_number(self.name, "STAT:QUES:COND?", status))
+        r = self._read("MEAS:VOLT?", "MEAS:CURR?", "OUTP?", "STAT:QUES:COND?")
+        bits = self._status_bits("STAT:QUES:COND?", r["STAT:QUES:COND?"])
         tripped = "+".join(name for bit, name in _QUES_PROTECTIONS.items() if bits & bit) or None
         return SupplyReading(
-            parse_number(self.name, "MEAS:VOLT?", volts),
-            parse_number(self.name, "MEAS:CURR?", amps),
-            parse_bool(self.name, "OUTP?", output) and tripped is None,
+            parse_number(self.name, "MEAS:VOLT?", r["MEAS:VOLT?"] or ""),
+            parse_number(self.name, "MEAS:CURR?", r["MEAS:CURR?"] or ""),
+            parse_bool(self.name, "OUTP?", r["OUTP?"] or "") and tripped is None,
             tripped,
         )
-
-    def clear_protection(self) -> None:
-        self._send("OUTP OFF")
-        self._send("OUTP:PROT:CLE")

@@ -18,13 +18,21 @@ Dialect quirks:
 - questionable bits as in the IT8200 guide (same generation): OV 1, OC 2 and 4 (RMS, peak), OP 8,
   OT 64, INH 2048 (inhibit input), WDOG 262144; the other bits (UV, UC, sense, share) are not latched
   protections and are ignored;
-- raw SCPI socket on port 30000.
+- raw SCPI socket on port 30000;
+- ``SYST:REM`` is handed back with ``SYST:LOC`` on close (as on the IT6000C).
+
+Optional commands (``OPTIONAL`` below), low confidence (sibling-series manuals; an emulator built from
+the manual lacked ``STAT:QUES:COND?``):
+- ``STAT:QUES:COND?`` (probed at open): without it a latched protection is not named; ``INP?``
+  still shows the input switched off by it;
+- ``PROT:CLE`` (learnt when used): refused, the unit is reported with the front-panel action.
 """
 
 from __future__ import annotations
 
 import re
 
+from instruments.capabilities import Feature
 from instruments.drivers.scpi_base import ScpiLoad
 from instruments.roles import LoadMode, LoadReading
 from instruments.scpi import parse_bool, parse_number
@@ -35,6 +43,7 @@ _MODE = {
     LoadMode.CP: ("POW", "FUNC POW"),
     LoadMode.CR: ("RES", "FUNC RES"),
 }
+_SOURCE = "IT8200 Programming Guide ch. 3, IT8800/IT8700 user manuals (sibling series)"
 _QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OCP", 8: "OPP", 64: "OT", 2048: "INH", 262144: "WDOG"}
 
 
@@ -44,6 +53,13 @@ class ItechIT8000(ScpiLoad):
     DEFAULT_PORT = 30000
     INPUT_ON = "INP ON"
     INPUT_OFF = "INP OFF"
+    REMOTE_RELEASE = "SYST:LOC"
+    OPTIONAL = (
+        Feature("status", "STAT:QUES:COND?", _SOURCE, "low",
+                "latched protections not named: the input read back off is what the rig sees", "STAT:QUES:COND?"),
+        Feature("protection-clear", "PROT:CLE", _SOURCE, "low", "clear at the front panel"),
+    )
+    CLEAR = ("PROT:CLE",)
 
     def _take_remote_control(self) -> None:
         self.transport.write("*CLS")
@@ -55,16 +71,12 @@ class ItechIT8000(ScpiLoad):
         self._send(select)
 
     def measure(self) -> LoadReading:
-        commands = ("MEAS:VOLT?", "MEAS:CURR?", "INP?", "STAT:QUES:COND?")
-        volts, amps, state, ques = self.transport.query_many(commands, retry=True)
-        bits = int(parse_number(self.name, "STAT:QUES:COND?", ques))
+        r = self._read("MEAS:VOLT?", "MEAS:CURR?", "INP?", "STAT:QUES:COND?")
+        bits = self._status_bits("STAT:QUES:COND?", r["STAT:QUES:COND?"])
         tripped = dict.fromkeys(name for bit, name in _QUES_PROTECTIONS.items() if bits & bit)
         return LoadReading(
-            parse_number(self.name, "MEAS:VOLT?", volts),
-            parse_number(self.name, "MEAS:CURR?", amps),
-            parse_bool(self.name, "INP?", state),
+            parse_number(self.name, "MEAS:VOLT?", r["MEAS:VOLT?"] or ""),
+            parse_number(self.name, "MEAS:CURR?", r["MEAS:CURR?"] or ""),
+            parse_bool(self.name, "INP?", r["INP?"] or ""),
             "+".join(tripped) or None,
         )
-
-    def clear_protection(self) -> None:
-        self._send("PROT:CLE")

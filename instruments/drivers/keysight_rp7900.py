@@ -27,6 +27,17 @@ Dialect quirks this driver handles:
   the watchdog this driver armed, but only when ``OUTP?`` reads the output off;
 - setpoints up to 102 % of rating (-222 beyond); ``MEAS:VOLT?`` is an acquisition (~21 ms at
   1 NPLC) and ``FETC:CURR?`` reads the current of that same acquisition.
+
+Optional commands (``OPTIONAL`` below; probed at open unless marked "learnt when used"):
+- ``OUTP:PROT:WDOG`` I/O watchdog (guide p. 226, medium; an emulator's firmware without it answered
+  -113): without it the fixture heartbeat and inhibit chain are the only backstop for a dead PC;
+- ``FUNC?`` priority query (pp. 208-210, medium): without it ``FUNC VOLT`` is sent once at open,
+  and without ``FUNC`` the unit is taken to be voltage-priority only;
+- ``STAT:QUES:COND?`` (p. 241, medium): without it a latched protection is not named, and since
+  ``OUTP?`` answers the programmed state the output then reads ON while latched off: the rig sees
+  it only in the measured voltage and current;
+- ``OUTP:PROT:CLE`` (p. 226, medium; learnt when used): refused, the unit is reported with the
+  front-panel action. Whatever the clear restores, the output is forced off and read back after it.
 """
 
 from __future__ import annotations
@@ -36,8 +47,9 @@ import math
 import re
 from typing import Any
 
+from instruments.capabilities import Feature, is_unknown_command
 from instruments.drivers.scpi_base import ScpiSupply
-from instruments.errors import InstrumentFault, SetpointRefused
+from instruments.errors import InstrumentFault, NotSupported, ScpiError, SetpointRefused
 from instruments.roles import Rating, SupplyProtection, SupplyReading
 from instruments.scpi import parse_bool, parse_number
 
@@ -56,12 +68,25 @@ _QUES_PROTECTIONS = {
     4096: "EDP",  # excessive output dynamic protection
 }
 _WATCHDOG_MAX_S = 3600
+_GUIDE = "RP7900 Operating and Service Guide"
 
 
 class KeysightRP7900(ScpiSupply):
     FAMILY = "Keysight RP7900 regenerative supply"
     MODEL_PATTERN = re.compile(r"^RP79[3-6]\dA")
     DEFAULT_PORT = 5025
+    OPTIONAL = (
+        Feature("watchdog", "OUTP:PROT:WDOG", f"{_GUIDE} p. 226", "medium",
+                "no I/O watchdog: the fixture heartbeat and inhibit chain are the backstop", "OUTP:PROT:WDOG?"),
+        Feature("priority", "FUNC VOLT", f"{_GUIDE} pp. 208-210", "medium",
+                "FUNC VOLT is sent once at open; voltage priority assumed", "FUNC?"),
+        Feature("status", "STAT:QUES:COND?", f"{_GUIDE} p. 241", "medium",
+                "latched protections not named (OUTP? shows the programmed state): measured V and I only",
+                "STAT:QUES:COND?"),
+        Feature("protection-clear", "OUTP:PROT:CLE", f"{_GUIDE} p. 226", "medium",
+                "clear at the front panel"),
+    )
+    CLEAR = ("OUTP:PROT:CLE",)
 
     def __init__(self, name: str, resource: str, rating: Rating,
                  visa_options: dict[str, Any] | None = None) -> None:
@@ -70,8 +95,7 @@ class KeysightRP7900(ScpiSupply):
 
     def _take_remote_control(self) -> None:
         self.transport.write("*CLS")
-        if not self.transport.query("FUNC?").upper().startswith("VOLT"):
-            self._send("FUNC VOLT")
+        self._voltage_priority()
 
     def close(self) -> None:
         if self._watchdog_armed and self.transport.is_open:
@@ -100,21 +124,16 @@ class KeysightRP7900(ScpiSupply):
 
     def measure(self) -> SupplyReading:
         # One round trip, one acquisition: MEAS:VOLT? acquires, FETC:CURR? reads the same acquisition.
-        commands = ("MEAS:VOLT?", "FETC:CURR?", "OUTP?", "STAT:QUES:COND?")
-        volts, amps, output, status = self.transport.query_many(commands, retry=True)
-        bits = int(parse_number(self.name, "STAT:QUES:COND?", status))
+        r = self._read("MEAS:VOLT?", "FETC:CURR?", "OUTP?", "STAT:QUES:COND?")
+        bits = self._status_bits("STAT:QUES:COND?", r["STAT:QUES:COND?"])
         tripped = "+".join(name for bit, name in _QUES_PROTECTIONS.items() if bits & bit) or None
-        programmed_on = parse_bool(self.name, "OUTP?", output)
+        programmed_on = parse_bool(self.name, "OUTP?", r["OUTP?"] or "")
         return SupplyReading(
-            parse_number(self.name, "MEAS:VOLT?", volts),
-            parse_number(self.name, "FETC:CURR?", amps),
+            parse_number(self.name, "MEAS:VOLT?", r["MEAS:VOLT?"] or ""),
+            parse_number(self.name, "FETC:CURR?", r["FETC:CURR?"] or ""),
             programmed_on and tripped is None,
             tripped,
         )
-
-    def clear_protection(self) -> None:
-        self._send("OUTP OFF")
-        self._send("OUTP:PROT:CLE")
 
     def arm_watchdog(self, timeout_s: float) -> None:
         """Output latched off after ``timeout_s`` (rounded up to whole seconds) without any SCPI I/O."""
@@ -123,7 +142,15 @@ class KeysightRP7900(ScpiSupply):
         delay = max(1, math.ceil(timeout_s))
         if delay > _WATCHDOG_MAX_S:
             raise SetpointRefused(self.name, f"watchdog delay {delay} s refused: the unit takes 1 to 3600 s")
-        self._send(f"OUTP:PROT:WDOG:DEL {delay}")
+        if not self.has("watchdog"):
+            raise NotSupported(self.name, self.capabilities["watchdog"].detail)
+        try:
+            self._send(f"OUTP:PROT:WDOG:DEL {delay}")
+        except ScpiError as exc:
+            if not is_unknown_command(exc.errors):
+                raise
+            self._record("watchdog", False, f"OUTP:PROT:WDOG:DEL refused: {self._feature('watchdog').without}")
+            raise NotSupported(self.name, self.capabilities["watchdog"].detail) from None
         self._send("OUTP:PROT:WDOG ON")
         self._watchdog_armed = True
         held, state = self.transport.query_many(("OUTP:PROT:WDOG:DEL?", "OUTP:PROT:WDOG?"), retry=True)

@@ -30,6 +30,8 @@ class SimInstrument:
     model: str  # what *IDN? says
     rating: Rating
     path: str
+    #: Firmware variants the simulated unit plays (its dialect's ``VARIANTS``), e.g. ("no-watchdog",).
+    variants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,8 @@ class SimulatedBench:
         self.model = BenchModel(paths, self.clock, params)
         self.servers: dict[str, ScpiServer] = {}
         for i, inst in enumerate(self.spec.instruments):
-            dialect = SIM_DIALECTS[inst.driver](self.model, made[inst.name], inst.model, f"SIM{1000 + i}")
+            dialect = SIM_DIALECTS[inst.driver](self.model, made[inst.name], inst.model, f"SIM{1000 + i}",
+                                                variants=inst.variants)
             port = port_base + i if port_base else 0
             self.servers[inst.name] = ScpiServer(inst.name, dialect, host, port)
         self.fixture = FixtureServer(self.model, 1, host, port_base + len(self.servers) if port_base else 0)

@@ -5,8 +5,13 @@ A dialect declares its commands in the manual's notation, e.g. ``[SOURce:]VOLTag
 ``;``-joined commands relative to the previous header's path (``MEAS:VOLT?;CURR?`` is
 ``MEAS:CURR?``; a leading ``:`` returns to the root), per SCPI-99 vol. 1, 6.2.
 
-An unknown header puts ``-113,"Undefined header"`` in the error queue and the rest of the line is
-discarded; a query that fails gets no reply (the client times out, as with real units).
+An unknown header puts ``-113,"Undefined header"`` (or the dialect's ``UNKNOWN_COMMAND``) in the error
+queue and the rest of the line is discarded; a query that fails gets no reply (the client times out,
+as with real units).
+
+**Firmware variants.** Real firmware lacks or refuses commands a manual lists. A dialect names the
+variants it can play in ``VARIANTS`` (variant -> the command specs that firmware lacks); behaviours
+that are not a missing command (e.g. a clear that re-enables the output) read ``self.variants``.
 """
 
 from __future__ import annotations
@@ -84,11 +89,20 @@ class Dialect:
     """Base of every simulated instrument: command table, error queue, common commands, command log."""
 
     MANUFACTURER = "SIM"
+    #: What an unknown command puts in the error queue (EA: -100 "Command error").
+    UNKNOWN_COMMAND: tuple[int, str] = UNDEFINED_HEADER
+    #: Firmware variants this dialect can play: name -> command specs that firmware lacks.
+    VARIANTS: dict[str, tuple[str, ...]] = {}  # noqa: RUF012 - read-only table
     MAX_COMMANDS_PER_LINE: int | None = None
     #: Seconds (real) of silence after which the unit closes the connection (EA: 5 s).
     IDLE_DROP_S: float | None = None
 
-    def __init__(self, bench: BenchModel, unit: PowerUnit, model: str, serial: str, firmware: str = "1.0") -> None:
+    def __init__(self, bench: BenchModel, unit: PowerUnit, model: str, serial: str, firmware: str = "1.0",
+                 variants: tuple[str, ...] = ()) -> None:
+        unknown = [v for v in variants if v not in self.VARIANTS]
+        if unknown:
+            raise ValueError(f"{type(self).__name__} cannot play {unknown}; it knows {sorted(self.VARIANTS)}")
+        self.variants = frozenset(variants)
         self.bench = bench
         self.unit = unit
         self.idn = f"{self.MANUFACTURER},{model},{serial},{firmware}"
@@ -102,6 +116,8 @@ class Dialect:
         self.command("*RST", lambda a: self.reset())
         self.command("SYSTem:ERRor[:NEXT]?", self._next_error)
         self.define()
+        lacking = {spec for v in variants for spec in self.VARIANTS[v]}
+        self._commands = [c for c in self._commands if c.spec not in lacking]
 
     # -- declaration -----------------------------------------------------------------------------
 
@@ -182,7 +198,7 @@ class Dialect:
                     path = resolved.rsplit(":", 1)[0] if ":" in resolved else ""
                 command = self._find(resolved)
                 if command is None:
-                    self.push_error(*UNDEFINED_HEADER)
+                    self.push_error(*self.UNKNOWN_COMMAND)
                     return None  # a command error discards the rest of the message
                 try:
                     if not resolved.endswith("?") and self.remote_required(resolved):

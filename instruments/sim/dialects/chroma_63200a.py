@@ -12,6 +12,7 @@ _MODES = {"CC": LoadMode.CC, "CR": LoadMode.CR, "CV": LoadMode.CV, "CP": LoadMod
 
 class Chroma63200ASim(Dialect):
     MANUFACTURER = "Chroma"
+    VARIANTS = {"refuse-clear": ("LOAD:PROTection:CLEar",)}  # noqa: RUF012
     unit: LoadUnit
 
     def define(self) -> None:

@@ -12,8 +12,8 @@ values it does not regulate on held at the rating) and as an approximation other
   I is at the rating, and when both are below it whichever binds at the present input voltage (at the
   rated voltage while nothing is connected, which picks the smaller current).
 
-An alarm switches the DC input off (``INP?`` then answers ``OFF``); ``INP:PROT:CLE`` acknowledges it and
-the input stays off until switched on again.
+An alarm switches the DC input off (``INP?`` then answers ``OFF``); reading the error queue acknowledges
+it (there is no clear command) and the input stays off until switched on again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ from instruments.sim.scpi_dialect import ScpiCommandError
 
 class EaElrSim(EaDialect):
     unit: LoadUnit
+    VARIANTS = {  # noqa: RUF012
+        **EaDialect.VARIANTS,
+        "no-oper-status": ("STATus:OPERation:CONDition?",),
+    }
 
     def define(self) -> None:
         self.define_ea_common()
@@ -51,7 +55,6 @@ class EaElrSim(EaDialect):
         self.command("INPut[:STATe]", lambda a: setattr(u, "input_on", self.boolean(a)))
         # The unit reports the DC input as it is: an alarm switches it off.
         self.command("INPut[:STATe]?", lambda a: "ON" if u.sinking else "OFF")
-        self.command("INPut:PROTection:CLEar", self._clear)
         self.command("STATus:QUEStionable:CONDition?", lambda a: str(self._questionable()))
         self.command("STATus:OPERation:CONDition?", lambda a: "16" if u.tripped == "INH" else "0")
         self._apply()
@@ -94,10 +97,6 @@ class EaElrSim(EaDialect):
                 u.mode, u.level = LoadMode.CC, self.i_set
             else:
                 u.mode, u.level = LoadMode.CP, self.p_set
-
-    def _clear(self, args: list[str]) -> None:
-        self.unit.input_on = False  # the alarm switched the DC input off; acknowledging leaves it off
-        self.bench.clear_protection(self.unit)
 
     def _questionable(self) -> int:
         u = self.unit

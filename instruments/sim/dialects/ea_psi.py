@@ -1,12 +1,16 @@
 """Simulated EA PSI 9000/10000 supply: the PGMBEN rev. 24 command set as the driver uses it, with the
-unit's quirks (remote lock, units in replies, 5 commands per line, idle connections dropped)."""
+unit's quirks (remote lock, units in replies, 5 commands per line, idle connections dropped, an unknown
+command answered ``-100``, no protection-clear command: reading the error queue acknowledges an alarm)."""
 
 from __future__ import annotations
 
 import re
 
-from instruments.sim.model import PowerUnit, SupplyUnit
+from instruments.sim.model import LoadUnit, PowerUnit, SupplyUnit
 from instruments.sim.scpi_dialect import Dialect
+
+# Alarms an error-queue read acknowledges; INH (the REM-SB input) too, once the input is released.
+_ALARMS = ("OVP", "OCP", "OPP", "OT", "INH")
 
 
 class EaDialect(Dialect):
@@ -14,6 +18,8 @@ class EaDialect(Dialect):
     line, idle connections dropped after 5 s, measurements answered with units."""
 
     MANUFACTURER = "EA Elektro-Automatik GmbH & Co. KG"
+    UNKNOWN_COMMAND = (-100, "Command error")
+    VARIANTS = {"no-status": ("STATus:QUEStionable:CONDition?",)}  # noqa: RUF012
     MAX_COMMANDS_PER_LINE = 5
     IDLE_DROP_S = 5.0
     unit: PowerUnit
@@ -28,6 +34,18 @@ class EaDialect(Dialect):
         self.command("MEASure[:SCALar]:POWer[:DC]?", lambda a: f"{u.voltage * u.current:.2f} W")
         self.command("MEASure[:SCALar]:ARRay?",
                      lambda a: f"{u.voltage:.2f} V, {u.current:.2f} A, {u.voltage * u.current:.2f} W")
+
+    def _next_error(self, args: list[str]) -> str:
+        """Reading the error queue acknowledges an alarm (as reported of the guide): the DC terminal
+        stays off, and the alarm bits clear unless the cause persists (the model latches it again)."""
+        u = self.unit
+        if u.tripped in _ALARMS:
+            if isinstance(u, LoadUnit):
+                u.input_on = False
+            elif isinstance(u, SupplyUnit):
+                u.output = False
+            self.bench.clear_protection(u)
+        return super()._next_error(args)
 
     def remote_required(self, header: str) -> bool:
         # Nothing that changes a value or state before SYST:LOCK ON (guide 5.2); the lock itself is exempt.
@@ -60,7 +78,6 @@ class EaPsiSim(EaDialect):
         self.command("OUTPut[:STATe]", lambda a: setattr(u, "output", self.boolean(a)))
         # The unit reports the DC terminal as it is: a protection switches it off.
         self.command("OUTPut[:STATe]?", lambda a: "ON" if u.delivering else "OFF")
-        self.command("OUTPut:PROTection:CLEar", lambda a: self.bench.clear_protection(u))
         self.command("STATus:QUEStionable:CONDition?", lambda a: str(self._questionable()))
 
     def _questionable(self) -> int:

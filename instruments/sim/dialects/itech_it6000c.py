@@ -26,6 +26,15 @@ def _nr(value: float) -> str:
 
 class ItechIT6000CSim(Dialect):
     MANUFACTURER = "ITECH Electronics"
+    VARIANTS = {  # noqa: RUF012 - firmware lacking commands the public driver uses
+        "no-func-query": ("[SOURce:]FUNCtion?",),
+        "no-func": ("[SOURce:]FUNCtion", "[SOURce:]FUNCtion?"),
+        "no-status": ("STATus:QUEStionable:CONDition?",),
+        "no-undervoltage": ("[SOURce:]VOLTage:UNDer:PROTection:STATe", "[SOURce:]VOLTage:UNDer:PROTection:STATe?",
+                            "[SOURce:]CURRent:UNDer:PROTection:STATe", "[SOURce:]CURRent:UNDer:PROTection:STATe?"),
+        "refuse-clear": ("OUTPut:PROTection:CLEar", "PROTection:CLEar"),
+        "load-style-clear": ("OUTPut:PROTection:CLEar",),
+    }
     unit: SupplyUnit
 
     def define(self) -> None:

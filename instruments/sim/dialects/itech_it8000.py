@@ -23,6 +23,10 @@ _QUES = {"OVP": 1, "OCP": 2, "OPP": 8, "OT": 64, "INH": 2048, "WDOG": 262144}
 
 class ItechIT8000Sim(Dialect):
     MANUFACTURER = "ITECH Ltd."
+    VARIANTS = {  # noqa: RUF012
+        "no-status": ("STATus:QUEStionable:CONDition?",),
+        "refuse-clear": ("PROTection:CLEar",),
+    }
     unit: LoadUnit
 
     def define(self) -> None:

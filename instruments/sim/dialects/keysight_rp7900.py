@@ -3,6 +3,10 @@ driver uses it, with the unit's behaviour (NR3 replies, signed integers, 102 % s
 current limit, latched protections with ``OUTP?`` answering the programmed state, the I/O watchdog).
 
 Models voltage priority only: ``FUNC CURR`` is stored and answered but does not change the physics.
+
+Firmware variants: without the watchdog, without ``FUNC?`` (or ``FUNC`` too), without the status query,
+refusing ``OUTP:PROT:CLE``, and ``clear-reenables``: a clear that restores the output to ON even after
+``OUTP OFF`` (one reading of "the programmed state is not changed" by a protection event).
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ def _nr3(value: float) -> str:
 
 class KeysightRP7900Sim(Dialect):
     MANUFACTURER = "Keysight Technologies"
+    VARIANTS = {  # noqa: RUF012
+        "no-watchdog": ("OUTPut:PROTection:WDOG[:STATe]", "OUTPut:PROTection:WDOG[:STATe]?",
+                        "OUTPut:PROTection:WDOG:DELay", "OUTPut:PROTection:WDOG:DELay?"),
+        "no-func-query": ("[SOURce:]FUNCtion?",),
+        "no-func": ("[SOURce:]FUNCtion", "[SOURce:]FUNCtion?"),
+        "no-status": ("STATus:QUEStionable:CONDition?",),
+        "refuse-clear": ("OUTPut:PROTection:CLEar",),
+        "clear-reenables": (),
+    }
     unit: SupplyUnit
 
     def define(self) -> None:
@@ -49,7 +62,7 @@ class KeysightRP7900Sim(Dialect):
         self.command("OUTPut[:STATe]", lambda a: setattr(u, "output", self.boolean(a)))
         # The programmed state: "the output is latched off but the programmed output state is not changed".
         self.command("OUTPut[:STATe]?", lambda a: "1" if u.output else "0")
-        self.command("OUTPut:PROTection:CLEar", lambda a: self.bench.clear_protection(u))
+        self.command("OUTPut:PROTection:CLEar", self._clear)
         self.command("OUTPut:PROTection:WDOG[:STATe]", self._watchdog_state)
         self.command("OUTPut:PROTection:WDOG[:STATe]?", lambda a: "1" if self.wdog_on else "0")
         self.command("OUTPut:PROTection:WDOG:DELay", self._watchdog_delay)
@@ -71,6 +84,12 @@ class KeysightRP7900Sim(Dialect):
         if word[:4] != self.function:
             self.function = word[:4]
             self.unit.output = False  # a priority change switches the output off (seen on an N6974A)
+
+    def _clear(self, args: list[str]) -> None:
+        latched = self.unit.tripped is not None
+        self.bench.clear_protection(self.unit)
+        if latched and "clear-reenables" in self.variants:
+            self.unit.output = True  # the output comes back on, whatever was programmed since the fault
 
     def _watchdog_state(self, args: list[str]) -> None:
         self.wdog_on = self.boolean(args)
