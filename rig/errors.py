@@ -27,3 +27,19 @@ class SafetyTrip(RigError):
 
 class DutRefused(RigError):
     """The requested run does not fit the DUT (e.g. a 1000 V tier on a 500 V inlet)."""
+
+
+class RecordingFailed(SafetyTrip):
+    """A write to the results folder failed: the rig never energises what it cannot record."""
+
+    def __init__(self, path: object, error: OSError) -> None:
+        super().__init__(f"cannot record {path}: {error.strerror or error}")
+        self.path = path
+
+
+class RunRefused(RigError):
+    """The run cannot start (bench, recording or operator not ready); nothing was energised."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
