@@ -36,7 +36,7 @@ def real_stdout() -> Any:
 def status_style(status: str) -> str:
     if status in ("ok", "PASS", "passed"):
         return "green"
-    if status.startswith("calibration due") or status in ("skipped", "MARGINAL"):
+    if status.startswith("calibration due") or status in ("skipped", "MARGINAL", "INCOMPLETE", "not run"):
         return "yellow"
     return "bold red"
 
