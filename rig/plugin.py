@@ -128,6 +128,7 @@ class RigRun:
     unacknowledged_trips: list[str] = field(default_factory=list)
     #: Tests skipped because they do not apply to this DUT (a tier above its rating): not "not run".
     not_applicable: set[str] = field(default_factory=set)
+    refused: bool = False  # the pre-flight stopped the run
     _stopped_rig: bool = False
     _log_handler: logging.Handler | None = None
 
@@ -355,8 +356,8 @@ class RigRun:
                 for name, cfg in rig_config.instruments.items()}
 
     def outcome(self, exitstatus: int) -> str:
-        if self.stop_code is not None and self.rig is not None and not self.rig.safe_reports:
-            return "refused"  # stopped before the bench was opened: nothing energised
+        if self.refused:
+            return "refused"  # stopped by the pre-flight: nothing energised
         if self.recorder is not None and self.recorder.failure is not None:
             return "tripped"
         if exitstatus == pytest.ExitCode.INTERRUPTED and self.stopped is None:
@@ -506,6 +507,7 @@ def rig_run(request: pytest.FixtureRequest) -> Iterator[RigRun]:
         except RunRefused as exc:
             # Once for the whole run, not once per test: the bench (or its record) cannot be used.
             run._stop_run(str(exc), exc.exit_code)
+            run.refused = True
             pytest.exit(str(exc), returncode=exc.exit_code)
         yield run
     finally:

@@ -243,6 +243,8 @@ class Progress:
             verdict = "PASS" if not counts["failed"] and not counts["error"] and counts["passed"] else "FAIL"
         else:
             verdict = {0: "PASS", 1: "FAIL", 2: "NOT RUN", 3: "TRIPPED", 130: "INTERRUPTED"}.get(code, "ERROR")
+        if getattr(self.run, "refused", False):
+            verdict = "NOT RUN"  # the pre-flight refused the bench, the record or the operator
         if verdict == "PASS" and (counts["not run"] or not counts["passed"]):
             verdict = "INCOMPLETE"  # nothing failed, but not everything selected was run
         detail = ", ".join(f"{v} {k}" for k, v in counts.items() if v)

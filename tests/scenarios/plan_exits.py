@@ -32,3 +32,17 @@ def test_long_hold(rig, check) -> None:
     _energise(rig)
     check("pp.unplugged", rig.sample().fixture.pp_voltage)
     rig.wait(1e9)
+
+
+def test_unexpected_trip(rig) -> None:
+    """Energised, then the E-stop is pressed (by the fixture's test relay) outside any ``expect_trip``:
+    the rig trips, and this test fails with the reason."""
+    _energise(rig)
+    rig.fixture.actuate(estop=True, open_interlock=False)
+    rig.wait(5.0)
+
+
+def test_energise_after_the_trip(rig, check) -> None:
+    """Runs only if the rig was re-armed after the trip above."""
+    _energise(rig)
+    check("pp.unplugged", rig.sample().fixture.pp_voltage)
