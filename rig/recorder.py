@@ -8,8 +8,8 @@ interrupted run says it did not finish.
 
 The rig never energises what it cannot record: ``check_room`` runs before the bench is opened, and a
 write that fails (full disk, file too large, read-only folder) raises ``RecordingFailed`` naming the
-file and the OS error, which the plugin turns into a safety trip. After one failure every later write
-raises the same error without touching the disk, so nothing half-written follows it.
+file and the OS error, which the plugin turns into a safety trip. A CSV that failed once is never
+written again (no rows after a gap); run.json is still attempted, so the outcome may be recorded.
 
 Files:
 - ``samples.csv``: one wide row per sample: ``time_s`` (rig seconds since the run started), ``wall_time`` (ISO 8601),
@@ -133,6 +133,7 @@ class RunRecorder:
         self.measurements: list[Measurement] = []
         #: The first write that failed; every write after it raises this again.
         self.failure: RecordingFailed | None = None
+        self._failed_files: dict[Path, RecordingFailed] = {}
         with self._writing(folder):
             folder.mkdir(parents=True, exist_ok=False)
         with self._writing(folder / "samples.csv"):
@@ -149,14 +150,21 @@ class RunRecorder:
 
     @contextlib.contextmanager
     def _writing(self, path: Path) -> Iterator[None]:
-        """Turn an OSError into RecordingFailed (once; later writes re-raise it without trying)."""
-        if self.failure is not None:
-            raise self.failure
+        """Turn an OSError into RecordingFailed. A CSV that failed once is not written again (a row after
+        a gap would pass for a complete record); run.json, rewritten whole each time, is still tried,
+        so the run's outcome can be recorded if the disk takes it."""
+        failed = self._failed_files.get(path)
+        if failed is not None:
+            raise failed
         try:
             yield
         except OSError as exc:
-            self.failure = RecordingFailed(path, exc)
-            raise self.failure from None
+            error = RecordingFailed(path, exc)
+            if path.suffix == ".csv":
+                self._failed_files[path] = error
+            if self.failure is None:
+                self.failure = error
+            raise error from None
 
     # -- rows ------------------------------------------------------------------------------------
 
