@@ -128,6 +128,7 @@ def check(rig_file: Path | None, sim: bool) -> None:
         config = bench.config()
     try:
         rows = check_rig(config)
+        chain = safety_chain_problem(config) if not any(row.fatal for row in rows) else None
     finally:
         if bench is not None:
             bench.stop()
@@ -146,6 +147,9 @@ def check(rig_file: Path | None, sim: bool) -> None:
         if row.detail:
             out.print(row.detail if row.detail.startswith(row.name) else f"{row.name}: {row.detail}", markup=False)
     bad = [f"{row.name} ({row.status})" for row in rows if row.fatal or row.status == "calibration expired"]
+    if chain:
+        out.print(f"{config.fixture.name}: safety chain: {chain}", markup=False)
+        bad.append(f"{config.fixture.name} ({chain})")
     if bad:
         raise RigClickError(f"not ready: {', '.join(bad)}; `rig run` refuses this bench", EXIT_SAFETY)
     click.echo(f"all {len(rows)} instruments identified")
@@ -200,6 +204,23 @@ def sim(time_scale: float, host: str, port_base: int, write_config: Path | None,
         threading.Event().wait()
     finally:
         bench.stop()
+
+
+def safety_chain_problem(config: Any) -> str | None:
+    """Why the fixture's safety chain would stop a run (E-stop pressed, interlock open, a latched trip),
+    read once, read-only; None if it is fine."""
+    from instruments.errors import InstrumentError
+    from rig.safety import chain_reason
+    from rig.session import make_instrument
+
+    fixture = make_instrument(config.fixture)
+    try:
+        fixture.open()
+        return chain_reason(fixture.read())  # type: ignore[attr-defined]
+    except InstrumentError as exc:
+        return f"unreadable ({exc})"
+    finally:
+        fixture.close()
 
 
 def default_plans() -> Path:

@@ -216,6 +216,8 @@ class RigRun:
         self.recorder.update(instruments=self._instruments(rig_config))
         self.rig.listeners.append(self._on_rig_event)
         self._refuse_broken_safety_chain()
+        if self.rig.trip is not None:  # a trip latched before this run (e.g. a killed session): ask too
+            self.unacknowledged_trips.append(f"{self.rig.trip} (latched when the bench was opened)")
 
     def expected_bytes(self, rig_config: Any) -> int:
         """About how much samples.csv will take: the endurance hold (profile endurance.max_hold) at the

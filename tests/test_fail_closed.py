@@ -195,6 +195,10 @@ def test_a_write_that_fails_mid_run_is_a_safety_trip(tmp_path: Path) -> None:
 def test_an_estop_pressed_before_the_run_stops_it_once_with_exit_3(tmp_path: Path) -> None:
     sim = StandaloneSim(tmp_path, faults=("estop",))
     try:
+        check = subprocess.run([sys.executable, "-m", "rig", "check", "--rig", str(sim.config)],
+                               capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert check.returncode == 3, check.stdout + check.stderr  # `rig check` agrees with `rig run`
+        assert check.stderr.splitlines() == ["Error: not ready: inlet (E-stop pressed); `rig run` refuses this bench"]
         proc = subprocess.run(
             [sys.executable, "-m", "rig", "run", "--rig", str(sim.config), "--dut", "ESTOP", "--yes", "--plain",
              "--results", str(tmp_path / "results")],
