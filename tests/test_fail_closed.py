@@ -284,3 +284,45 @@ def test_run_json_holds_the_cli_exit_code(sim: StandaloneSim, tmp_path: Path, te
     assert (meta["exit_status"], meta["pytest_exit_status"]) == (code, code)
     times = [float(r[0]) for r in complete_rows(folder / "samples.csv")[1:]]
     assert times and times[0] >= 0 and times == sorted(times), "samples.csv in time order from 0"
+
+
+def test_a_selection_that_matches_nothing_prints_no_verdict(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--dut", "NONE", "-k", "nomatch", "--plain",
+                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert proc.stdout.strip() == "", "no stray 'FAIL: ' line"
+    assert proc.stderr.splitlines() == ["error: no test matched the selection (plans, -k, -m); nothing was run"]
+
+
+def test_a_skipped_endurance_test_makes_the_run_incomplete_not_a_bare_pass(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--dut", "BIG", "--rated-current", "5000",
+                           "-k", "temperature_rise", "--plain", "--results", str(tmp_path), "--yes"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # nothing failed...
+    headline = next(line for line in proc.stdout.splitlines() if line.startswith(("PASS", "INCOMPLETE")))
+    # ...but nothing passed either: the endurance test was skipped, and the headline says so.
+    assert headline.startswith("INCOMPLETE: 1 not run (test_endurance::test_temperature_rise"), headline
+
+
+def test_messages_print_as_sent_without_markup_or_emoji() -> None:
+    import io
+
+    from rig.display import console
+
+    out = io.StringIO()
+    console(file=out).print("psu_hv: 'SYST:LOCK:OWN?': no reply")  # rich would print :LOCK: as an emoji
+    assert out.getvalue() == "psu_hv: 'SYST:LOCK:OWN?': no reply\n"
+
+
+def test_a_trip_from_losing_several_instruments_names_each() -> None:
+    from instruments.errors import InstrumentFault
+    from instruments.roles import Bound
+    from rig.safety import LiveLimits, trip_reason
+    from rig.sampler import Sample
+
+    limits = LiveLimits(Bound(1000, "x"), Bound(1000, "x"), Bound(90, "x"))
+    sample = Sample(0.0, 0.0, {}, {"psu_hv": InstrumentFault("psu_hv", "no reply"),
+                                   "load_hv": InstrumentFault("load_hv", "no reply")})
+    reason = trip_reason(sample, limits)
+    assert reason is not None and "psu_hv" in reason and "load_hv" in reason
