@@ -93,7 +93,8 @@ def shielded() -> Iterator[None]:
         _State.depth -= 1
         if previous is not None:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                if handler is not None:  # None: installed outside Python, cannot be put back
+                    signal.signal(sig, handler)
         if _State.depth == 0 and _State.deferred is not None:
             signum, _State.deferred = _State.deferred, None
             if not _State.ending:

@@ -205,6 +205,7 @@ class RigRun:
             logging.getLogger(name).setLevel(logging.INFO)
         self._refuse_prompts_without_operator()
         self._refuse_expired_calibration(rig_config)
+        self.rig.listeners.append(self._on_rig_event)  # from the first sample on: record, and see trips
         try:
             self.rig.open()
         except Exception as exc:
@@ -214,10 +215,8 @@ class RigRun:
                 raise RunRefused(f"bench not ready: {exc}", EXIT_SAFETY) from None
             raise
         self.recorder.update(instruments=self._instruments(rig_config))
-        self.rig.listeners.append(self._on_rig_event)
+        # A trip seen while opening (e.g. latched by a killed session) is unexpected: it needs acknowledging.
         self._refuse_broken_safety_chain()
-        if self.rig.trip is not None:  # a trip latched before this run (e.g. a killed session): ask too
-            self.unacknowledged_trips.append(f"{self.rig.trip} (latched when the bench was opened)")
 
     def expected_bytes(self, rig_config: Any) -> int:
         """About how much samples.csv will take: the endurance hold (profile endurance.max_hold) at the
@@ -547,11 +546,17 @@ def _rig_test_boundary(request: pytest.FixtureRequest) -> Iterator[None]:
         yield  # no rig in this session (e.g. a project's own unit tests with a fixture named `rig`)
         return
     run: RigRun = request.getfixturevalue("rig_run")
+    if run.recorder.failure is not None:  # measurements.csv or run.json failed on the plan's thread
+        run._stop_run(run.recorder.failure.reason, EXIT_SAFETY)
     if run.stopped:
         pytest.exit(run.stopped, returncode=run.stop_code or EXIT_SAFETY)
     _acknowledge_trips(run, request)
     run.recorder.test = request.node.nodeid
-    run.rig.rearm()
+    try:
+        run.rig.rearm()
+    except (RigError, InstrumentError) as exc:  # e.g. E-stop still pressed: stop once, not once per test
+        run._stop_run(str(exc), EXIT_SAFETY)
+        pytest.exit(str(exc), returncode=EXIT_SAFETY)
     try:
         yield
     finally:
@@ -629,8 +634,9 @@ class Prompt:
         elif operator_terminal(self.run.config):
             answer, how = ask_operator(self.run.config, text), "operator"
         else:  # the pre-flight refuses such a run; never let a missing terminal answer a safety question
-            raise RunRefused("no terminal to answer the operator prompt (run from a terminal, or pass --yes)",
-                             EXIT_USAGE)
+            self.run._stop_run("no terminal to answer the operator prompt (run from a terminal, or pass --yes)",
+                               EXIT_USAGE)
+            pytest.exit(self.run.stopped or "", returncode=EXIT_USAGE)
         self.run.recorder.append("prompts", {"test": self.request.node.nodeid, "text": text, "answer": answer,
                                              "answered_by": how, "time": dt.datetime.now().astimezone().isoformat()})
         if not answer:

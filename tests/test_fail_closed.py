@@ -42,9 +42,10 @@ def meta_of(folder: Path) -> dict:
     return json.loads((folder / "run.json").read_text())
 
 
-def energised(sim: StandaloneSim, tmp_path: Path, *extra: str,
-              preexec_fn: Callable[[], None] | None = None) -> tuple[subprocess.Popen[str], Path]:
-    proc = start_rig_run(sim.config, "test_long_hold", tmp_path / "results", *extra, preexec_fn=preexec_fn)
+def energised(sim: StandaloneSim, tmp_path: Path, *extra: str, preexec_fn: Callable[[], None] | None = None,
+              config: Path | None = None) -> tuple[subprocess.Popen[str], Path]:
+    """`rig run` holding 10 A (with ``config``, the run's own rig config; the bench is read with the sim's)."""
+    proc = start_rig_run(config or sim.config, "test_long_hold", tmp_path / "results", *extra, preexec_fn=preexec_fn)
     wait_until(lambda: proc.poll() is not None or read_state(sim.config).inlet_current > 9.0, 60,
                "10 A through the inlet")
     assert proc.poll() is None, proc.communicate()
@@ -100,10 +101,11 @@ def test_repeated_signals_never_cut_the_safe_state_short(sim: StandaloneSim, tmp
 def test_a_stalled_bench_is_reported_not_confirmed_safe_and_exits_3(tmp_path: Path) -> None:
     sim = StandaloneSim(tmp_path)
     try:
-        # Short I/O timeouts, so the stalled safe state gives up in seconds rather than half a minute.
-        text = sim.config.read_text().replace('resource = "', 'timeout = 0.3\nresource = "')
-        sim.config.write_text(text)
-        proc, folder = energised(sim, tmp_path)
+        # The run's I/O timeouts short, so its stalled safe state gives up in seconds rather than half a
+        # minute (the bench is still read from outside with the default timeouts).
+        impatient = tmp_path / "impatient.toml"
+        impatient.write_text(sim.config.read_text().replace('resource = "', 'timeout = 0.3\nresource = "'))
+        proc, folder = energised(sim, tmp_path, config=impatient)
         os.kill(sim.proc.pid, signal.SIGSTOP)  # the simulator stalls: no instrument answers any more
         try:
             proc.send_signal(signal.SIGINT)
@@ -326,3 +328,19 @@ def test_a_trip_from_losing_several_instruments_names_each() -> None:
                                    "load_hv": InstrumentFault("load_hv", "no reply")})
     reason = trip_reason(sample, limits)
     assert reason is not None and "psu_hv" in reason and "load_hv" in reason
+
+
+def test_an_operator_at_the_terminal_acknowledges_the_trip_before_re_arming(sim: StandaloneSim,
+                                                                            tmp_path: Path) -> None:
+    from tests.test_operator_experience import run_in_terminal
+
+    results = tmp_path / "results"
+    code, screen = run_in_terminal(
+        [sys.executable, "-m", "rig", "run", "tests/scenarios/plan_exits.py", "-k", TRIP_THEN_ENERGISE, "--rig",
+         str(sim.config), "--dut", "ACK", "--results", str(results)], answer="y")
+    assert ">>> The bench tripped: E-stop pressed." in screen
+    assert code == 3, screen[-2000:]  # the run tripped once; the operator let it go on
+    meta = meta_of(run_folder(results))
+    [rearm] = meta["rearms"]
+    assert (rearm["acknowledged_by"], rearm["trips"]) == ("operator", ["E-stop pressed"])
+    assert meta["counts"]["passed"] == 1
