@@ -9,6 +9,7 @@ Exit codes: 0 pass, 1 test failure, 2 usage or config error, 3 safety trip or in
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -304,6 +305,9 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     args += ["--rearm-after-trip"] if rearm_after_trip else []
     out = console(file=real_stdout())
     progress = Progress(out, live=out.is_terminal and not plain)
+    from rig import interrupts
+
+    interrupts.install(message_fd=os.dup(2))  # "please wait" must reach the terminal, not pytest's capture
     try:
         code = pytest.main(args, plugins=[progress])
     finally:

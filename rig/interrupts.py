@@ -36,6 +36,7 @@ class _State:
     depth = 0  # nesting of shielded() blocks in the main thread
     deferred: int | None = None  # a signal that arrived inside a shielded block
     told = False  # PLEASE_WAIT printed
+    fd = 2  # where PLEASE_WAIT goes: the real stderr, which pytest's capture may have replaced as fd 2
 
 
 def _please_wait() -> None:
@@ -43,7 +44,7 @@ def _please_wait() -> None:
         _State.told = True
         # os.write, not print: the handler may run while the main thread is inside a print to stderr.
         with contextlib.suppress(OSError):
-            os.write(2, f"\n{PLEASE_WAIT}\n".encode())
+            os.write(_State.fd, f"\n{PLEASE_WAIT}\n".encode())
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -58,10 +59,14 @@ def _on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def install() -> None:
+def install(message_fd: int | None = None) -> None:
     """Route SIGINT and SIGTERM through the handler above for the rest of the process (main thread only).
 
-    Also undoes a SIGINT that starts ignored (``rig run &`` from a non-interactive shell)."""
+    Also undoes a SIGINT that starts ignored (``rig run &`` from a non-interactive shell).
+    ``message_fd``: where to say "please wait"; `rig run` passes a copy of its stderr taken before
+    pytest's output capture points fd 2 at a temporary file."""
+    if message_fd is not None:
+        _State.fd = message_fd
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in SIGNALS:

@@ -84,7 +84,10 @@ def test_repeated_signals_never_cut_the_safe_state_short(sim: StandaloneSim, tmp
         proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
-    assert err.count("making the bench safe, please wait") == 1, err
+    # Said once at most. Two of the same signal a few ms apart may reach the process as one (the kernel
+    # keeps one pending SIGINT while the process waits for a CPU); two different signals are two.
+    told = err.count("making the bench safe, please wait")
+    assert told == 1 if sequence == "TERM+INT" else told <= 1, err
     assert "interrupted: the bench was left in the safe state" in err
     assert "Traceback" not in out + err
     assert_made_safe_by_software(sim)
