@@ -46,7 +46,7 @@ def _outcome(proc: subprocess.CompletedProcess[str]) -> str:
 
 def endurance(quick: bool) -> Figure:
     with tempfile.TemporaryDirectory(prefix="bench-endurance-") as tmp:
-        args = [*rig_command(), "run", "test_plans/test_endurance.py", "--sim", "--dut", "BENCH",
+        args = [*rig_command(), "run", "test_plans/test_endurance.py", "--sim", "--dut", "BENCH", "--yes",
                 "-k", "temperature", "--plain", "--results", tmp]
         if quick:
             args += ["--time-scale", "10000"]
@@ -64,7 +64,8 @@ def endurance(quick: bool) -> Figure:
 
 def suite(quick: bool) -> Figure:
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
-        args = [*rig_command(), "run", "--sim", "--dut", "BENCH", "--tier", "1000", "--plain", "--results", tmp]
+        args = [*rig_command(), "run", "--sim", "--dut", "BENCH", "--yes", "--tier", "1000", "--plain",
+                "--results", tmp]
         if quick:
             args += ["-k", "proximity"]
         wall, proc = _timed(args, 600)

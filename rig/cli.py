@@ -9,7 +9,7 @@ Exit codes: 0 pass, 1 test failure, 2 usage or config error, 3 safety trip or in
 
 from __future__ import annotations
 
-import signal
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -54,15 +54,21 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def sigterm_as_interrupt() -> None:
-    """SIGTERM kills Python without running ``finally`` blocks: make it a KeyboardInterrupt, once, so
-    the safe-state path runs; a second SIGTERM during that teardown is ignored."""
+    """SIGTERM kills Python without running ``finally`` blocks: make the first SIGTERM or Ctrl-C a
+    KeyboardInterrupt so the safe-state path runs; later ones cannot cut it short (rig.interrupts)."""
+    from rig import interrupts
 
-    def handler(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
+    interrupts.install()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+def validate_faults(faults: tuple[str, ...], param_hint: str) -> None:
+    from instruments.sim.bench import parse_fault
+
+    for fault in faults:
+        try:
+            parse_fault(fault)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=param_hint) from None
 
 
 def rig_source(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,33 +156,36 @@ def check(rig_file: Path | None, sim: bool) -> None:
     lock = take_bench(config, dut="")
     try:
         rows = check_rig(config)
+        chain = safety_chain_problem(config) if not any(row.fatal for row in rows) else None
     finally:
         if lock is not None:
             lock.release()
         if bench is not None:
             bench.stop()
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{config.name} ({config.source})")
+    table = Table(title=Text(f"{config.name} ({config.source})"))
     for column in ("name", "role", "driver", "resource", "identity", "missing features", "status"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.name, row.role, row.driver, row.resource, row.identity,
-                      ", ".join(c.key for c in row.lacking) or "-", f"[{status_style(row.status)}]{row.status}[/]")
+        table.add_row(Text(row.name), Text(row.role), Text(row.driver), Text(row.resource), Text(row.identity),
+                      Text(", ".join(c.key for c in row.lacking) or "-"),
+                      Text(row.status, style=status_style(row.status)))
     out = console()
     out.print(table)
     for row in rows:
         if row.detail:
-            out.print(row.detail if row.detail.startswith(row.name) else f"{row.name}: {row.detail}")
+            out.print(row.detail if row.detail.startswith(row.name) else f"{row.name}: {row.detail}", markup=False)
     for row in rows:
         for capability in row.lacking:
-            out.print(f"{row.name}: no {capability.key}: {capability.detail}")
-    absent = [row.name for row in rows if row.fatal and row.status != "capability missing"]
-    lacking = [row.name for row in rows if row.status == "capability missing"]
-    if absent or lacking:
-        why = ([f"{', '.join(absent)} missing or not the expected model"] if absent else []) + \
-              ([f"{', '.join(lacking)} lacking a required capability"] if lacking else [])
-        raise RigClickError(f"not ready: {'; '.join(why)}", EXIT_SAFETY)
+            out.print(f"{row.name}: no {capability.key}: {capability.detail}", markup=False)
+    bad = [f"{row.name} ({row.status})" for row in rows if row.fatal or row.status == "calibration expired"]
+    if chain:
+        out.print(f"{config.fixture.name}: safety chain: {chain}", markup=False)
+        bad.append(f"{config.fixture.name} ({chain})")
+    if bad:
+        raise RigClickError(f"not ready: {', '.join(bad)}; `rig run` refuses this bench", EXIT_SAFETY)
     click.echo(f"all {len(rows)} instruments identified")
 
 
@@ -213,14 +222,10 @@ def sim(time_scale: float, host: str, port_base: int, write_config: Path | None,
     """
     import threading
 
-    from instruments.sim.bench import SimulatedBench, parse_fault
+    from instruments.sim.bench import SimulatedBench
     from rig.clock import Clock
 
-    for fault in faults:
-        try:
-            parse_fault(fault)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--fault") from None
+    validate_faults(faults, "--fault")
     sigterm_as_interrupt()
     bench = SimulatedBench(clock=Clock(time_scale), host=host, port_base=port_base, log_dir=log_dir).start()
     try:
@@ -236,6 +241,23 @@ def sim(time_scale: float, host: str, port_base: int, write_config: Path | None,
         threading.Event().wait()
     finally:
         bench.stop()
+
+
+def safety_chain_problem(config: Any) -> str | None:
+    """Why the fixture's safety chain would stop a run (E-stop pressed, interlock open, a latched trip),
+    read once, read-only; None if it is fine."""
+    from instruments.errors import InstrumentError
+    from rig.safety import chain_reason
+    from rig.session import make_instrument
+
+    fixture = make_instrument(config.fixture)
+    try:
+        fixture.open()
+        return chain_reason(fixture.read())  # type: ignore[attr-defined]
+    except InstrumentError as exc:
+        return f"unreadable ({exc})"
+    finally:
+        fixture.close()
 
 
 def default_plans() -> Path:
@@ -262,6 +284,8 @@ def default_plans() -> Path:
               "e.g. \"not endurance\".")
 @click.option("--yes", is_flag=True, help="Answer operator prompts with yes (recorded as such); for CI.")
 @click.option("--allow-expired-calibration", is_flag=True, help="Run despite an expired calibration (recorded).")
+@click.option("--rearm-after-trip", is_flag=True, help="After an unexpected safety trip, re-arm and go on "
+              "without asking the operator (recorded). Default: ask at the terminal; stop without one.")
 @click.option("--sim-fault", "sim_faults", multiple=True, metavar="NAME[=VALUE]",
               help="With --sim: inject a fault (see `rig sim --help`); repeatable.")
 @click.option("--time-scale", type=click.FloatRange(min=0.001, max=1e5), metavar="X",
@@ -270,8 +294,8 @@ def default_plans() -> Path:
 @one_line_errors
 def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tier: str, rated_current: float | None,
         profile_file: Path | None, results: Path, operator: str | None, keyword: str | None, markers: str | None,
-        yes: bool, allow_expired_calibration: bool, sim_faults: tuple[str, ...], time_scale: float | None,
-        plain: bool) -> None:
+        yes: bool, allow_expired_calibration: bool, rearm_after_trip: bool, sim_faults: tuple[str, ...],
+        time_scale: float | None, plain: bool) -> None:
     """Run NACS test plans (pytest) on a rig, with progress, a PASS/FAIL summary and a results folder.
 
     PLANS are plan files or folders [default: every plan in test_plans/]. Results go to
@@ -284,8 +308,9 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
       rig run test_plans/test_control_pilot.py --rig rigs/bench1.toml --dut SN123
       rig run --sim --dut DEMO-1 --sim-fault slow_contactor -k shutdown
 
-    Exit codes: 0 all passed, 1 a test failed, 2 usage/config error or nothing selected,
-    3 safety trip or instrument fault, 130 interrupted.
+    Exit codes: 0 all passed, 1 a test failed, 2 usage/config error, nothing selected or no
+    terminal for a prompt, 3 safety trip, instrument fault, bench not ready or not confirmed safe,
+    results not writable, 130 interrupted (bench confirmed safe). run.json `exit_status` holds it.
     """
     import sys as _sys
 
@@ -299,7 +324,6 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     import pytest
 
     from rig.display import console, real_stdout
-    from rig.errors import EXIT_FAIL, EXIT_PASS
     from rig.progress import Progress
     from rig.recorder import run_id
 
@@ -307,6 +331,9 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
         raise click.UsageError("give exactly one of --rig FILE or --sim")
     if not sim and (sim_faults or time_scale):
         raise click.UsageError("--sim-fault and --time-scale apply to --sim only")
+    if not dut.strip() or not dut.isprintable():
+        raise click.BadParameter(f"expected the DUT's serial number, got {dut!r}", param_hint="--dut")
+    validate_faults(sim_faults, "--sim-fault")
     args = [str(p) for p in plans] or [str(default_plans())]
     args += ["-p", "no:terminal", "-p", "no:cacheprovider", "--dut", dut, "--tier", tier,
              "--results", str(results), "--run-id", run_id(dut)]
@@ -318,8 +345,12 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     args += [a for fault in sim_faults for a in ("--sim-fault", fault)]
     args += ["--yes"] if yes else []
     args += ["--allow-expired-calibration"] if allow_expired_calibration else []
+    args += ["--rearm-after-trip"] if rearm_after_trip else []
     out = console(file=real_stdout())
     progress = Progress(out, live=out.is_terminal and not plain)
+    from rig import interrupts
+
+    interrupts.install(message_fd=os.dup(2))  # "please wait" must reach the terminal, not pytest's capture
     try:
         code = pytest.main(args, plugins=[progress, *plugins])
     finally:
@@ -327,21 +358,24 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     run_state = progress.run
     if run_state is not None and run_state.busy:
         raise RigClickError(run_state.busy, EXIT_BUSY)
-    outcome = run_state.recorder.metadata["outcome"] if run_state and run_state.recorder else None
-    if code == pytest.ExitCode.OK:
-        _sys.exit(EXIT_PASS)
-    if code == pytest.ExitCode.INTERRUPTED:
-        click.echo("interrupted: the bench was left in the safe state" if outcome else "interrupted", err=True)
-        _sys.exit(EXIT_INTERRUPTED)
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        raise RigClickError("no test matched the selection (plans, -k, -m); nothing was run", EXIT_USAGE)
-    if code == pytest.ExitCode.USAGE_ERROR:
-        _sys.exit(EXIT_USAGE)
-    if outcome == "tripped" or (run_state is not None and run_state.open_error):
-        if run_state is not None and run_state.open_error:
-            click.echo(f"error: {run_state.open_error}", err=True)
-        _sys.exit(EXIT_SAFETY)
-    _sys.exit(EXIT_FAIL)
+    if run_state is None or run_state.exit_code is None:  # pytest stopped before the session (usage)
+        _sys.exit({pytest.ExitCode.OK: 0, pytest.ExitCode.INTERRUPTED: EXIT_INTERRUPTED}.get(code, EXIT_USAGE))
+    exit_code = run_state.exit_code
+    report = run_state.final_safe_report
+    if report is not None and not report.ok:
+        failed = "; ".join(line.removeprefix("FAIL ") for line in report.lines() if line.startswith("FAIL"))
+        click.echo(f"bench NOT confirmed safe: {failed}", err=True)
+    if run_state.stopped:
+        click.echo(f"stopped: {run_state.stopped}", err=True)
+    elif exit_code == EXIT_INTERRUPTED:
+        click.echo("interrupted: the bench was left in the safe state" if report is not None and report.ok
+                   else "interrupted (the bench was not opened)", err=True)
+    elif code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        click.echo("error: no test matched the selection (plans, -k, -m); nothing was run", err=True)
+    elif exit_code == EXIT_SAFETY and run_state.faults:
+        more = f" (and {len(run_state.faults) - 1} more)" if len(run_state.faults) > 1 else ""
+        click.echo(f"tripped: {run_state.faults[0]}{more}", err=True)
+    _sys.exit(exit_code)
 
 
 @main.command()
@@ -359,10 +393,13 @@ def safe(rig_file: Path | None, sim: bool) -> None:
     Example:
       rig safe --rig rigs/bench1.toml
     """
+    from rich.markup import escape
+
     from rig.display import console, status_style
     from rig.session import Rig
 
     config = load_rig_config(rig_file, sim)
+    sigterm_as_interrupt()  # a Ctrl-C cannot cut the safe state short
     bench = None
     if config is None:
         from instruments.sim.bench import SimulatedBench
@@ -397,10 +434,10 @@ def safe(rig_file: Path | None, sim: bool) -> None:
     if interrupted:
         out.print(f"interrupted: {interrupted}", highlight=False, markup=False)
     for failure in failures:
-        out.print(f"[{status_style('FAIL')}]FAIL[/] unreachable: {failure}", highlight=False)
+        out.print(f"[{status_style('FAIL')}]FAIL[/] unreachable: {escape(failure)}", highlight=False)
     for step in report.steps:
         out.print(f"[{status_style('ok' if step.ok else 'FAIL')}]{'ok  ' if step.ok else 'FAIL'}[/] "
-                  f"{step.name}: {step.detail}", highlight=False)
+                  f"{escape(step.name)}: {escape(step.detail)}", highlight=False)
     if failures or not report.ok:
         raise RigClickError("bench NOT confirmed safe: see the FAIL lines", EXIT_SAFETY)
     click.echo("bench safe")

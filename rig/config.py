@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instruments import fixture_map
 from instruments.drivers import DRIVERS, driver_role
 from instruments.modbus import ModbusAddress
 from instruments.roles import Rating
@@ -144,9 +146,10 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(key, "a number", value)
         bad_low = value <= minimum if exclusive else value < minimum
-        if bad_low or (maximum is not None and value > maximum) or value != value:
+        # inf and 1e400 (which TOML reads as inf) are no limit at all: every number must be finite.
+        if bad_low or (maximum is not None and value > maximum) or not math.isfinite(value):
             span = f"{'>' if exclusive else '>='} {minimum:g}" + (f" and <= {maximum:g}" if maximum else "")
-            raise self.fail(key, f"a number {span}", value)
+            raise self.fail(key, f"a finite number {span}", value)
         return float(value)
 
     def integer(self, key: str, default: int | None = None, *, minimum: int, maximum: int) -> int:
@@ -188,14 +191,31 @@ def parse_config(data: Mapping[str, Any], source: str, sha256: str = "") -> RigC
     )
 
 
+# What the hardware can do with a setting, where it is less than "any finite number > 0".
+# The fixture's heartbeat watchdog takes whole milliseconds up to its register's range, and 0 means
+# "off": a timeout that rounds to 0 ms would switch the hardware backstop off. Below 0.1 s the PC cannot
+# feed it reliably (every timeout / 4 over Modbus). Instrument I/O watchdogs take 1 to 3600 s.
+HEARTBEAT_RANGE_S = (0.1, fixture_map.BY_NAME["heartbeat_timeout_ms"].write_range[1] / 1000)  # type: ignore[index]
+SAFETY_RANGES: dict[str, tuple[float, float]] = {
+    "heartbeat_timeout": HEARTBEAT_RANGE_S,
+    "instrument_watchdog": (1.0, 3600.0),
+    "abort_temperature": (0.0, 250.0),
+    "safe_voltage": (0.0, 60.0),
+    "discharge_timeout": (0.0, 3600.0),
+    "contactor_timeout": (0.0, 60.0),
+    "sample_period": (0.0, 3600.0),
+}
+
+
 def _parse_safety(t: _Reader) -> SafetyConfig:
     keys = SafetyConfig.__dataclass_fields__
     t.only(*keys)
     defaults = {name: f.default for name, f in keys.items()}
-    values = {name: t.number(name, None if defaults[name] is MISSING else defaults[name])
-              for name in keys}
-    if values["abort_temperature"] > 250:
-        raise t.fail("abort_temperature", "a temperature in °C up to 250", values["abort_temperature"])
+    values: dict[str, float] = {}
+    for name in keys:
+        low, high = SAFETY_RANGES.get(name, (0.0, None))  # type: ignore[arg-type]
+        values[name] = t.number(name, None if defaults[name] is MISSING else defaults[name],
+                                minimum=low, exclusive=low == 0.0, maximum=high)
     return SafetyConfig(**values)
 
 
@@ -237,7 +257,7 @@ def _parse_instruments(t: _Reader) -> dict[str, InstrumentConfig]:
             resource=resource,
             rating=rating,
             unit_id=it.integer("unit_id", 1, minimum=0, maximum=247) if role == "fixture" else 1,
-            timeout_s=it.number("timeout") if it.has("timeout") else None,
+            timeout_s=it.number("timeout", maximum=60.0) if it.has("timeout") else None,
             calibration_due=due,
             visa_options=dict(options),
             require=_required(it, driver),

@@ -12,7 +12,8 @@ def console(stderr: bool = False, file: Any = None) -> Any:
     stream = file or (sys.stderr if stderr else sys.stdout)
     tty = stream.isatty()
     # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs can be wide.
-    return Console(file=file, stderr=stderr, highlight=False, width=None if tty else 160)
+    # emoji=False: an instrument's message such as "SYST:LOCK:OWN?" must print as sent, not as 🔒.
+    return Console(file=file, stderr=stderr, highlight=False, emoji=False, width=None if tty else 160)
 
 
 def real_stdout() -> Any:
@@ -35,7 +36,7 @@ def real_stdout() -> Any:
 def status_style(status: str) -> str:
     if status in ("ok", "PASS", "passed"):
         return "green"
-    if status.startswith("calibration due") or status in ("skipped", "MARGINAL"):
+    if status.startswith("calibration due") or status in ("skipped", "MARGINAL", "INCOMPLETE", "not run"):
         return "yellow"
     return "bold red"
 

@@ -32,3 +32,19 @@ class DutRefused(RigError):
 
 class BenchBusy(RigError):
     """Another session owns the bench (this PC's lock or the fixture's claim); nothing was sent to it."""
+
+
+class RecordingFailed(SafetyTrip):
+    """A write to the results folder failed: the rig never energises what it cannot record."""
+
+    def __init__(self, path: object, error: OSError) -> None:
+        super().__init__(f"cannot record {path}: {error.strerror or error}")
+        self.path = path
+
+
+class RunRefused(RigError):
+    """The run cannot start (bench, recording or operator not ready); nothing was energised."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

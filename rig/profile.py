@@ -21,6 +21,7 @@ came from and how sure we are. A lab that holds the licensed text corrects a val
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,8 +111,8 @@ def _fail(source: str, key: str, expected: str, got: Any = ...) -> ConfigError:
 
 
 def _number(source: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise _fail(source, key, "a number", value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(source, key, "a finite number", value)  # inf is no limit at all
     return float(value)
 
 

@@ -19,7 +19,7 @@ import pytest
 from rig.display import engineering
 from rig.plugin import CHECKS_KEY, RUN_KEY
 
-VERDICT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped"}
+VERDICT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped", "running": "not run"}
 
 
 @dataclass
@@ -220,11 +220,37 @@ class Progress:
                 detail = line.message if line.outcome != "passed" else ", ".join(line.figures)
                 table.add_row(Text(short_name(line.nodeid)), Text(verdict, style=status_style(verdict)), Text(detail))
             c.print(table)
-        counts = {k: sum(t.outcome == k for t in self.lines.values()) for k in ("passed", "failed", "error", "skipped")}
-        verdict = "PASS" if not counts["failed"] and not counts["error"] and counts["passed"] else "FAIL"
-        c.print(f"[{status_style(verdict)}]{verdict}[/]: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+        headline = self.headline()
+        if headline is not None:
+            verdict, detail = headline
+            c.print(Text.assemble((verdict, status_style(verdict)), f": {detail}"))
         if self.run is not None and self.run.recorder is not None:
-            c.print(f"results: {self.run.folder}")
+            c.print(Text(f"results: {self.run.folder}"))
+
+    def headline(self) -> tuple[str, str] | None:
+        """(verdict, counts) for the last line, from the run's exit code: a run that was interrupted,
+        tripped or stopped never says PASS, and tests that did not run are counted and named."""
+        if not self.lines:
+            return None  # nothing ran: `rig run` says why in one line
+        not_applicable = self.run.not_applicable if self.run is not None else set()
+        counts = {k: sum(t.outcome == k for t in self.lines.values()) for k in ("passed", "failed", "error")}
+        skipped = [t for t in self.lines.values() if t.outcome == "skipped" and t.nodeid not in not_applicable]
+        counts["not applicable"] = sum(t.outcome == "skipped" for t in self.lines.values()) - len(skipped)
+        counts["not run"] = len(skipped) + max(0, self.total - len(self.lines)) + sum(
+            t.outcome == "running" for t in self.lines.values())
+        code = getattr(self.run, "exit_code", None)
+        if code is None:
+            verdict = "PASS" if not counts["failed"] and not counts["error"] and counts["passed"] else "FAIL"
+        else:
+            verdict = {0: "PASS", 1: "FAIL", 2: "NOT RUN", 3: "TRIPPED", 130: "INTERRUPTED"}.get(code, "ERROR")
+        if getattr(self.run, "refused", False):
+            verdict = "NOT RUN"  # the pre-flight refused the bench, the record or the operator
+        if verdict == "PASS" and (counts["not run"] or not counts["passed"]):
+            verdict = "INCOMPLETE"  # nothing failed, but not everything selected was run
+        detail = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        if skipped and verdict == "INCOMPLETE":
+            detail += " (" + "; ".join(f"{short_name(t.nodeid)}: {t.message}" for t in skipped[:3]) + ")"
+        return verdict, detail
 
 
 def readings_line(rig: Any) -> Any:

@@ -6,6 +6,11 @@ this process. ``run.json`` is written at the start with ``"finished": false`` an
 (temp file + rename) as the run goes on and when it ends, so a reader never sees half a file and an
 interrupted run says it did not finish.
 
+The rig never energises what it cannot record: ``check_room`` runs before the bench is opened, and a
+write that fails (full disk, file too large, read-only folder) raises ``RecordingFailed`` naming the
+file and the OS error, which the plugin turns into a safety trip. A CSV that failed once is never
+written again (no rows after a gap); run.json is still attempted, so the outcome may be recorded.
+
 Files:
 - ``samples.csv``: one wide row per sample: ``time_s`` (rig seconds since the run started), ``wall_time`` (ISO 8601),
   ``test`` (pytest node id, empty between tests), one column per polled quantity (see
@@ -20,22 +25,28 @@ Files:
   ``planned_tests`` (the node ids selected to run), ``safety_trips`` [{test, reason, time_s, expected}]
   (``expected``: inside the test's ``rig.expect_trip`` block), ``prompts``, ``calibration_override``, and at the end
   ``finished``, ``outcome`` (running | passed | failed | tripped | interrupted | error), ``counts``,
-  ``faults``, ``final_safe_state``.
+  ``faults``, ``final_safe_state``, ``bench_confirmed_safe``, ``exit_status`` (what ``rig run`` exits
+  with) and ``pytest_exit_status``; ``stopped`` (why the run stopped early), ``rearms`` (each re-arm
+  after an unexpected trip and who allowed it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
 import os
 import re
+import resource
+import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rig.errors import RecordingFailed
 from rig.sampler import Sample, row
 
 SAMPLE_HEAD = ("time_s", "wall_time", "test")
@@ -73,6 +84,34 @@ def run_id(dut: str, now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{safe}"
 
 
+#: Bytes of samples.csv per row, for the room check (a 7-instrument bench writes about 600).
+ROW_BYTES = 1000
+PROBE_BYTES = 64 * 1024
+
+
+def check_room(folder: Path, expected_bytes: int) -> None:
+    """Before the bench is opened: the folder takes a write (probe file written, synced and removed)
+    and has room for ``expected_bytes``, counting both free disk space and this process's file-size
+    limit (RLIMIT_FSIZE). ``RecordingFailed`` naming the folder otherwise."""
+    probe = folder / ".room-check"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise RecordingFailed(folder, exc) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    free = shutil.disk_usage(folder).free
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    room = min(free, limit if limit != resource.RLIM_INFINITY else free)
+    if room < expected_bytes:
+        raise RecordingFailed(folder, OSError(
+            28, f"room for {room / 1e6:.1f} MB, the run needs about {expected_bytes / 1e6:.1f} MB"))
+
+
 def _cell(value: object) -> object:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -83,32 +122,57 @@ class RunRecorder:
     """Writes one run's folder. Thread-safe: the sampler thread and the plan thread both write."""
 
     def __init__(self, folder: Path, metadata: dict[str, Any], columns: Sequence[str], origin: float = 0.0) -> None:
-        """``origin``: the rig-clock reading at the start of the run; ``time_s`` columns count from it."""
+        """``origin``: the rig-clock reading at the start of the run; ``time_s`` columns count from it.
+        ``RecordingFailed`` if the folder or its files cannot be written."""
         self.folder = folder
         self.origin = origin
-        folder.mkdir(parents=True, exist_ok=False)
         self.metadata = {**metadata, "finished": False, "outcome": "running"}
         self.columns = list(columns)
         self._lock = threading.Lock()
         self.test = ""
         self.sample_count = 0
         self.measurements: list[Measurement] = []
-        self._samples_file = open(folder / "samples.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._samples = csv.writer(self._samples_file)
-        self._samples.writerow([*SAMPLE_HEAD, *self.columns, "errors"])
-        self._measurements_file = open(folder / "measurements.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._measurements = csv.writer(self._measurements_file)
-        self._measurements.writerow(MEASUREMENT_COLUMNS)
-        self._samples_file.flush()
-        self._measurements_file.flush()
+        #: The first write that failed; every write after it raises this again.
+        self.failure: RecordingFailed | None = None
+        self._failed_files: dict[Path, RecordingFailed] = {}
+        with self._writing(folder):
+            folder.mkdir(parents=True, exist_ok=False)
+        with self._writing(folder / "samples.csv"):
+            self._samples_file = open(folder / "samples.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._samples = csv.writer(self._samples_file)
+            self._samples.writerow([*SAMPLE_HEAD, *self.columns, "errors"])
+            self._samples_file.flush()
+        with self._writing(folder / "measurements.csv"):
+            self._measurements_file = open(folder / "measurements.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._measurements = csv.writer(self._measurements_file)
+            self._measurements.writerow(MEASUREMENT_COLUMNS)
+            self._measurements_file.flush()
         self.write_metadata()
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """Turn an OSError into RecordingFailed. A CSV that failed once is not written again (a row after
+        a gap would pass for a complete record); run.json, rewritten whole each time, is still tried,
+        so the run's outcome can be recorded if the disk takes it."""
+        failed = self._failed_files.get(path)
+        if failed is not None:
+            raise failed
+        try:
+            yield
+        except OSError as exc:
+            error = RecordingFailed(path, exc)
+            if path.suffix == ".csv":
+                self._failed_files[path] = error
+            if self.failure is None:
+                self.failure = error
+            raise error from None
 
     # -- rows ------------------------------------------------------------------------------------
 
     def write_sample(self, sample: Sample) -> None:
         values = row(sample)
         errors = "; ".join(str(e) for e in sample.errors.values())
-        with self._lock:
+        with self._lock, self._writing(self.folder / "samples.csv"):
             if self._samples_file.closed:
                 return
             self._samples.writerow([f"{sample.time_s - self.origin:.3f}", iso(sample.wall_time), self.test,
@@ -117,7 +181,7 @@ class RunRecorder:
             self.sample_count += 1
 
     def write_measurement(self, m: Measurement) -> None:
-        with self._lock:
+        with self._lock, self._writing(self.folder / "measurements.csv"):
             self.measurements.append(m)
             if self._measurements_file.closed:
                 return
@@ -142,14 +206,20 @@ class RunRecorder:
         self.write_metadata()
 
     def write_metadata(self) -> None:
-        with self._lock:
+        with self._lock, self._writing(self.folder / "run.json"):
             text = json.dumps(self.metadata, indent=2, default=str)
             tmp = self.folder / "run.json.tmp"
             tmp.write_text(text + "\n", encoding="utf-8")
             os.replace(tmp, self.folder / "run.json")
 
     def finish(self, outcome: str, **fields: Any) -> None:
-        self.update(finished=True, outcome=outcome, ended=dt.datetime.now().astimezone().isoformat(), **fields)
+        try:
+            self.update(finished=True, outcome=outcome, ended=dt.datetime.now().astimezone().isoformat(), **fields)
+        finally:
+            self.close()
+
+    def close(self) -> None:
         with self._lock:
-            self._samples_file.close()
-            self._measurements_file.close()
+            for file in (self._samples_file, self._measurements_file):
+                with contextlib.suppress(OSError):  # a full disk may refuse the last buffered bytes
+                    file.close()

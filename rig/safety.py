@@ -44,9 +44,9 @@ def chain_reason(fixture: FixtureReading) -> str | None:
 
 def trip_reason(sample: Sample, limits: LiveLimits) -> str | None:
     """Why this sample must end in the safe state, or None. One line, naming what and which limit."""
-    for error in sample.errors.values():
-        if isinstance(error, InstrumentFault):
-            return f"instrument fault: {error}"
+    faults = [str(error) for error in sample.errors.values() if isinstance(error, InstrumentFault)]
+    if faults:  # every lost instrument named, not only the first
+        return f"instrument fault: {'; '.join(faults)}"
     fixture = sample.fixture
     if fixture is not None and (reason := chain_reason(fixture)):
         return reason

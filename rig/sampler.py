@@ -63,13 +63,21 @@ class Sample:
 
 def columns(instruments: Mapping[str, Instrument]) -> list[str]:
     """The wide CSV columns a sample of these instruments fills, in a stable order."""
+    roles = {name: "supply" if isinstance(inst, DCSupply) else "load" if isinstance(inst, ElectronicLoad)
+             else "fixture" if isinstance(inst, InletFixture) else "" for name, inst in instruments.items()}
+    return columns_by_role(roles)
+
+
+def columns_by_role(roles: Mapping[str, str]) -> list[str]:
+    """The same columns from the configured roles (``supply`` | ``load`` | ``fixture``), before any
+    instrument is opened: the run's files are created before the bench is touched."""
     out: list[str] = []
-    for name, inst in instruments.items():
-        if isinstance(inst, DCSupply):
+    for name, role in roles.items():
+        if role == "supply":
             out += [f"{name}.voltage_v", f"{name}.current_a", f"{name}.output", f"{name}.protection"]
-        elif isinstance(inst, ElectronicLoad):
+        elif role == "load":
             out += [f"{name}.voltage_v", f"{name}.current_a", f"{name}.input", f"{name}.protection"]
-        elif isinstance(inst, InletFixture):
+        elif role == "fixture":
             out += [f"{name}.{key}" for key in FIXTURE_COLUMNS]
     return out
 
@@ -134,6 +142,16 @@ class Sampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._new_sample = threading.Condition()
+        # One sample taken and handed on at a time, whichever thread asks: samples then reach
+        # ``on_sample`` (and samples.csv) in the order they were taken. Re-entrant: a handler may sample.
+        self._handing = threading.RLock()
+
+    def take(self) -> Sample:
+        """Take a sample now and hand it to ``on_sample``, in turn with the sampling thread."""
+        with self._handing:
+            sample = self.sample_once()
+            self.on_sample(sample)
+        return sample
 
     def sample_once(self) -> Sample:
         """Poll every instrument concurrently; errors are collected per instrument, not raised."""
@@ -168,7 +186,7 @@ class Sampler:
         next_at = self.clock.now()
         while not self._stop.is_set():
             try:
-                self.on_sample(self.sample_once())
+                self.take()
             except Exception:  # the monitor must not die silently; the rig's watchdog notices a stall
                 log.exception("sampler: handling a sample failed")
             next_at += self.period

@@ -53,6 +53,7 @@ from rig.clock import Clock
 from rig.config import InstrumentConfig, RigConfig
 from rig.errors import BenchBusy, RigError, SafetyTrip
 from rig.heartbeat import Heartbeat
+from rig.interrupts import shielded
 from rig.safety import Expected, LiveLimits, chain_reason, deviation, trip_reason
 from rig.sampler import Sample, Sampler
 
@@ -244,7 +245,7 @@ class Rig:
             self._arm_watchdogs()
             self._sampler = Sampler(self.instruments, self.clock, self.config.safety.sample_period,
                                     self._on_sample)
-            self._on_sample(self._sampler.sample_once())
+            self._sampler.take()
             self._sampler.start()
         except BaseException:
             self.close()  # a half-opened session still ends safe, with its threads stopped
@@ -317,7 +318,16 @@ class Rig:
                                         else "no I/O watchdog: fixture heartbeat + inhibit chain")
 
     def close(self) -> None:
-        """Safe state, then stop sampling and the heartbeat, then close every instrument. Idempotent."""
+        """Safe state, then stop sampling and the heartbeat, then close every instrument. Idempotent.
+        Ctrl-C / SIGTERM meanwhile cannot cut it short (rig.interrupts)."""
+        with shielded():
+            self._close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
+
+    def _close(self) -> None:
         if not self._is_open:
             return
         self._is_open = False
@@ -430,6 +440,12 @@ class Rig:
         if self.expected.inlet_current is not None:
             self.expected = dataclasses.replace(self.expected, inlet_current=None)
 
+    def trip_now(self, reason: str) -> None:
+        """Trip from outside the per-sample checks (e.g. the recorder cannot write): safe state, and every
+        plan step raises SafetyTrip until re-armed. No-op if already tripped."""
+        if self.trip is None:
+            self._trip(reason)
+
     def _refuse_if_tripped(self) -> None:
         if self.trip is not None:
             raise SafetyTrip(self.trip)
@@ -437,7 +453,12 @@ class Rig:
     # -- the safe state --------------------------------------------------------------------------
 
     def safe_state(self, reason: str) -> SafeStateReport:
-        """Load off -> supply off -> bus below the safe voltage -> contactors open. Idempotent."""
+        """Load off -> supply off -> bus below the safe voltage -> contactors open. Idempotent.
+        Ctrl-C / SIGTERM meanwhile cannot cut it short (rig.interrupts)."""
+        with shielded():
+            return self._safe_state(reason)
+
+    def _safe_state(self, reason: str) -> SafeStateReport:
         with self._safe_lock:
             self.expected = Expected(since=self.clock.now())  # from now on nothing is meant to be energised
             report = SafeStateReport(reason)
@@ -636,9 +657,7 @@ class Rig:
         return sample
 
     def _fresh_sample(self) -> Sample:
-        sample = self.sampler.sample_once()
-        self._on_sample(sample)
-        return sample
+        return self.sampler.take()  # handed to _on_sample in turn with the sampling thread
 
     def wait_for(self, condition: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
         """Wait (rig seconds) until a sample satisfies ``condition``; RigError naming ``what`` if not."""

@@ -56,13 +56,14 @@ def read_state(config: Path) -> BenchState:
 class StandaloneSim:
     """`rig sim --write-config` in a child process, as in the README."""
 
-    def __init__(self, folder: Path, time_scale: float = 20.0, log_dir: Path | None = None) -> None:
+    def __init__(self, folder: Path, time_scale: float = 20.0, faults: tuple[str, ...] = (),
+                 log_dir: Path | None = None) -> None:
         self.config = folder / "sim.toml"
         self.log_dir = log_dir
         logging = ["--log-dir", str(log_dir)] if log_dir else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rig", "sim", "--time-scale", str(time_scale), "--write-config", str(self.config),
-             *logging],
+             *logging, *(a for fault in faults for a in ("--fault", fault))],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         deadline = time.monotonic() + 20
         while not self.config.exists():
@@ -83,6 +84,16 @@ def start_plan(config: Path, test: str, results: Path) -> subprocess.Popen[str]:
         [sys.executable, "-m", "pytest", "tests/scenarios/plan_exits.py", "-k", test, "--rig", str(config),
          "--dut", "EXIT", "--results", str(results), "-q", "-p", "no:cacheprovider"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+
+
+def start_rig_run(config: Path, test: str, results: Path, *extra: str,
+                  preexec_fn=None) -> subprocess.Popen[str]:
+    """`rig run` (the CLI a technician uses, its exit codes) on a plan of tests/scenarios/plan_exits.py."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rig", "run", "tests/scenarios/plan_exits.py", "-k", test, "--rig", str(config),
+         "--dut", "EXIT", "--results", str(results), "--plain", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
+        preexec_fn=preexec_fn)
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):

@@ -26,7 +26,7 @@ def test_check_names_a_wrong_instrument_and_exits_3(bench: SimulatedBench, tmp_p
     result = CliRunner().invoke(main, ["check", "--rig", str(config)])
     assert result.exit_code == 3
     assert "wrong model" in result.stdout
-    assert "not ready: psu_hv, load_hv missing or not the expected model" in result.stderr
+    assert "not ready: psu_hv (wrong model), load_hv (wrong model)" in result.stderr
 
 
 def test_check_names_a_missing_instrument(bench: SimulatedBench, tmp_path: Path) -> None:

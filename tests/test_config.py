@@ -36,7 +36,7 @@ def mutate(tmp_path: Path, old: str, new: str) -> Path:
     ('driver = "ea-psi"', 'driver = "acme-9000"',
      r"instruments\.psu_hv\.driver: expected one of .*ea-psi.*got 'acme-9000'"),
     ("voltage = 1500", 'voltage = "1500"', r"instruments\.psu_hv\.rating\.voltage: expected a number, got '1500'"),
-    ("voltage = 1500", "voltage = -5", r"rating\.voltage: expected a number > 0, got -5"),
+    ("voltage = 1500", "voltage = -5", r"rating\.voltage: expected a finite number > 0, got -5"),
     ("max_voltage = 1100.0", "max_voltgae = 1100.0", r"safety\.max_voltgae: expected no such key"),
     ("selector = 2", "selector = 1", r"paths\.hc\.selector: expected a selector no other path uses, got 1"),
     ('loads = ["load_hc1", "load_hc2"]', 'loads = ["load_hc1", "psu_hv"]', r"'psu_hv' is a supply"),
@@ -47,7 +47,19 @@ def mutate(tmp_path: Path, old: str, new: str) -> Path:
     ("unit_id = 1", "unit_id = 300", r"instruments\.inlet\.unit_id: expected an integer from 0 to 247, got 300"),
     ('driver = "nacs-fixture"', 'driver = "ea-psi"', r"instruments\.inlet"),
     ("[rig]", "[rigg]", r"rigg: expected no such key"),
-    ("sample_period = 1.0", "sample_period = nan", r"safety\.sample_period: expected a number > 0"),
+    ("sample_period = 1.0", "sample_period = nan", r"safety\.sample_period: expected a finite number > 0"),
+    # Issue 11 item 4: every number finite, and within what the hardware can do.
+    ("heartbeat_timeout = 2.0", "heartbeat_timeout = 0.0004",
+     r"safety\.heartbeat_timeout: expected a finite number >= 0\.1 and <= 10, got 0\.0004"),
+    ("heartbeat_timeout = 2.0", "heartbeat_timeout = inf", r"safety\.heartbeat_timeout: expected a finite number"),
+    ("heartbeat_timeout = 2.0", "heartbeat_timeout = 1e400", r"safety\.heartbeat_timeout: expected a finite number"),
+    ("heartbeat_timeout = 2.0", "heartbeat_timeout = 11.0", r"safety\.heartbeat_timeout: .* <= 10, got 11\.0"),
+    ("max_voltage = 1100.0", "max_voltage = inf", r"safety\.max_voltage: expected a finite number > 0, got inf"),
+    ("max_current = 1300.0", "max_current = 1e400", r"safety\.max_current: expected a finite number > 0, got inf"),
+    ("discharge_timeout = 10.0", "discharge_timeout = inf", r"safety\.discharge_timeout: expected a finite number"),
+    ("instrument_watchdog = 5.0", "instrument_watchdog = 0.4",
+     r"safety\.instrument_watchdog: expected a finite number >= 1 and <= 3600, got 0\.4"),
+    ("voltage = 1500", "voltage = inf", r"instruments\.psu_hv\.rating\.voltage: expected a finite number > 0, got inf"),
 ])
 def test_malformed_config_names_file_key_and_expectation(tmp_path: Path, old: str, new: str, message: str) -> None:
     path = mutate(tmp_path, old, new)

@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -49,12 +50,22 @@ def test_prompts_are_answered_by_yes_and_recorded(tmp_path: Path) -> None:
     assert "press the E-stop" in prompts[0]["text"]
 
 
-def test_without_a_terminal_prompts_answer_themselves_and_say_so(tmp_path: Path) -> None:
+def test_without_a_terminal_or_yes_a_run_with_prompts_refuses_before_energising(tmp_path: Path) -> None:
+    """Issue 11 item 6: a safety prompt is never answered by the absence of a terminal."""
     proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--dut", "CI", "-k", "e-stop",
                            "test_plans/test_emergency_shutdown.py", "--results", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert run_json(tmp_path)["prompts"][0]["answered_by"] == "no terminal"
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        "stopped: test_emergency_shutdown[e-stop] ask(s) the operator to confirm a step, and there is no terminal "
+        "to answer: run from a terminal, or pass --yes (recorded)"]
+    assert "NOT RUN: 1 not run" in proc.stdout
+    meta = run_json(tmp_path)
+    assert (meta["outcome"], meta["exit_status"], meta["prompts"]) == ("refused", 2, [])
+    assert "final_safe_state" not in meta, "the bench was never opened"
+    assert all(not i["identity"] for i in meta["instruments"].values())
+    samples = next(tmp_path.glob("*/samples.csv")).read_text().splitlines()
+    assert len(samples) == 1, "not one sample: nothing was energised"
 
 
 def run_in_terminal(args: list[str], answer: str, timeout: float = 90) -> tuple[int, str]:
@@ -84,7 +95,7 @@ def run_in_terminal(args: list[str], answer: str, timeout: float = 90) -> tuple[
     return code, screen.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize(("answer", "code"), [("y", 0), ("n", 1)])
+@pytest.mark.parametrize(("answer", "code"), [("y", 0), ("n", 0)])
 def test_an_operator_answers_a_prompt_at_the_terminal(tmp_path: Path, answer: str, code: int) -> None:
     exit_code, screen = run_in_terminal(
         [sys.executable, "-m", "rig", "run", "--sim", "--dut", "TTY", "test_plans/test_emergency_shutdown.py",
@@ -93,8 +104,10 @@ def test_an_operator_answers_a_prompt_at_the_terminal(tmp_path: Path, answer: st
     assert exit_code == code, screen[-2000:]
     prompt = run_json(tmp_path)["prompts"][0]
     assert (prompt["answered_by"], prompt["answer"]) == ("operator", answer == "y")
-    if answer == "n":
-        assert "operator declined" in screen
+    if answer == "n":  # aborted by the operator: not a FAIL verdict on the DUT, and the run is not a PASS
+        assert "aborted by operator" in screen and "FAIL" not in screen
+        assert "INCOMPLETE: 1 not run" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+        assert run_json(tmp_path)["counts"] == {"passed": 0, "failed": 0, "skipped": 1, "error": 0}
 
 
 def config_with_calibration(bench: SimulatedBench, tmp_path: Path, due: dt.date) -> Path:
@@ -115,13 +128,18 @@ def test_run_refuses_an_expired_calibration_unless_overridden_and_records_it(
         bench: SimulatedBench, tmp_path: Path) -> None:
     config = config_with_calibration(bench, tmp_path, dt.date.today() - dt.timedelta(days=3))
     check = CliRunner().invoke(main, ["check", "--rig", str(config)])
-    assert check.exit_code == 0 and "calibration expired" in check.stdout
+    # Issue 11 item 9: `rig check` agrees with `rig run`: an expired calibration makes the bench not ready.
+    assert check.exit_code == 3 and "calibration expired" in check.stdout
+    assert "not ready: load_hv (calibration expired)" in check.output
     base = [sys.executable, "-m", "rig", "run", "--rig", str(config), "--dut", "CAL", "-k", "proximity",
             "--results", str(tmp_path / "results")]
     refused = subprocess.run(base, capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert refused.returncode == 2
+    assert refused.returncode == 3
     assert "load_hv: calibration was due" in refused.stderr and "--allow-expired-calibration" in refused.stderr
-    assert not (tmp_path / "results").exists(), "nothing was opened"
+    meta = run_json(tmp_path / "results")
+    assert (meta["outcome"], meta["exit_status"]) == ("refused", 3)
+    assert "final_safe_state" not in meta, "nothing was opened"
+    shutil.rmtree(tmp_path / "results")
     allowed = subprocess.run([*base, "--allow-expired-calibration"], capture_output=True, text=True, timeout=120,
                              cwd=ROOT)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 def rig_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--plain", "--results", str(results), *args],
+    proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--plain", "--yes", "--results", str(results),
+                           *args],
                           capture_output=True, text=True, timeout=300)
     folders = sorted(results.iterdir()) if results.exists() else []
     return proc, (folders[-1] if folders else results)

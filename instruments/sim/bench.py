@@ -6,6 +6,7 @@ standalone by ``rig sim``.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ def _contact(bench: SimulatedBench, value: str) -> None:
     bench.model.contacts["DC+"].degradation = _float(value, 3.0)
 
 
+THERMOCOUPLES = ("DC+", "DC-", "inlet 1", "inlet 2", "ambient")
+
+
 def _thermocouple(bench: SimulatedBench, value: str) -> None:
     bench.model.fixture.sensor_open.add(value or "DC+")
 
@@ -113,10 +117,22 @@ FAULTS: dict[str, tuple[str, FaultApply]] = {
 def parse_fault(text: str) -> tuple[str, str]:
     """``name`` or ``name=value`` -> (name, value); ``ValueError`` naming the known faults."""
     name, _, value = text.partition("=")
-    name = name.strip()
+    name, value = name.strip(), value.strip()
     if name not in FAULTS:
         raise ValueError(f"unknown simulated fault {name!r}; expected one of {', '.join(FAULTS)}")
-    return name, value.strip()
+    # Checked here, not when the fault is applied: a bad value is a usage error before anything starts.
+    if value and name in ("interlock_open", "estop"):
+        raise ValueError(f"fault {name} takes no value, got {value!r}")
+    if value and name == "open_thermocouple" and value not in THERMOCOUPLES:
+        raise ValueError(f"fault open_thermocouple: expected one of {', '.join(THERMOCOUPLES)}, got {value!r}")
+    if value and name not in ("interlock_open", "estop", "open_thermocouple"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"fault {name}: expected a finite number >= 0, got {value!r}")
+    return name, value
 
 
 # --- the bench ------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ that are not a missing command (e.g. a clear that re-enables the output) read ``
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from instruments.sim.model import BenchModel, PowerUnit
@@ -85,6 +86,41 @@ class Command:
     handler: Handler
 
 
+class CommandLog:
+    """Every command line a simulated unit received, in order, for tests that audit the wire.
+
+    The server's thread appends while a test reads; iterating a bare deque that another thread
+    appends to raises "deque mutated during iteration". Readers therefore get a snapshot taken under
+    a lock, never the live deque.
+    """
+
+    def __init__(self, maxlen: int) -> None:
+        self._lines: deque[str] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+
+    def append(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lines.clear()
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.snapshot())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._lines)
+
+    def __contains__(self, line: object) -> bool:
+        return line in self.snapshot()
+
+
 class Dialect:
     """Base of every simulated instrument: command table, error queue, common commands, command log."""
 
@@ -108,7 +144,7 @@ class Dialect:
         self.idn = f"{self.MANUFACTURER},{model},{serial},{firmware}"
         self.errors: deque[tuple[int, str]] = deque(maxlen=30)
         #: Every command line received, in order, for tests that audit what reached the instrument.
-        self.log: deque[str] = deque(maxlen=200_000)
+        self.log = CommandLog(maxlen=200_000)
         self._commands: list[Command] = []
         self.command("*IDN?", lambda a: self.idn)
         self.command("*CLS", self._cls)

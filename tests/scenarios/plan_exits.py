@@ -40,3 +40,17 @@ def test_hold_and_pass(rig, check) -> None:
     for sample in hold(rig, 100.0, 1.0, "hold"):
         assert sample.fixture.inlet_current > 9.0
     check("pp.unplugged", rig.sample().fixture.pp_voltage)
+
+
+def test_unexpected_trip(rig) -> None:
+    """Energised, then the E-stop is pressed (by the fixture's test relay) outside any ``expect_trip``:
+    the rig trips, and this test fails with the reason."""
+    _energise(rig)
+    rig.fixture.actuate(estop=True, open_interlock=False)
+    rig.wait(5.0)
+
+
+def test_energise_after_the_trip(rig, check) -> None:
+    """Runs only if the rig was re-armed after the trip above."""
+    _energise(rig)
+    check("pp.unplugged", rig.sample().fixture.pp_voltage)
