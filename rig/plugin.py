@@ -283,7 +283,7 @@ class RigRun:
     def _refuse_broken_safety_chain(self) -> None:
         from rig.safety import chain_reason
 
-        fixture = self.rig.sample().fixture
+        fixture = self.rig.fresh_sample().fixture
         if fixture is None:
             raise RunRefused("bench not ready: the fixture gave no reading", EXIT_SAFETY)
         if fixture.estop_pressed or not fixture.interlock_closed:

@@ -652,18 +652,20 @@ class Rig:
         """A fresh sample of every instrument, taken now (recorded and checked like any other).
         SafetyTrip instead if the rig has tripped (unless expected): no reading of a bench that is no
         longer what the plan set ever reaches a verdict."""
-        sample = self._fresh_sample()
+        sample = self.fresh_sample()
         self.check_not_tripped()
         return sample
 
-    def _fresh_sample(self) -> Sample:
+    def fresh_sample(self) -> Sample:
+        """A fresh sample, recorded and checked (it may trip the rig) but never raising for a trip: for
+        the rig's own pre-flight and re-arm, which look at a tripped bench on purpose."""
         return self.sampler.take()  # handed to _on_sample in turn with the sampling thread
 
     def wait_for(self, condition: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
         """Wait (rig seconds) until a sample satisfies ``condition``; RigError naming ``what`` if not."""
         deadline = self.clock.now() + timeout
         while True:
-            sample = self._fresh_sample()
+            sample = self.fresh_sample()
             if self._tripped.is_set():
                 self._raise_trip()
             if condition(sample):
@@ -684,7 +686,7 @@ class Rig:
     def rearm(self) -> None:
         """Before a test: clear a finished trip (fixture latch, instrument protections) once its cause
         has gone. RigError if the cause remains (e.g. E-stop still pressed)."""
-        sample = self._fresh_sample()
+        sample = self.fresh_sample()
         fixture = sample.fixture
         if self.trip is None and fixture is not None and fixture.safety_chain_ok and not any(
                 r.protection for r in [*sample.supplies().values(), *sample.loads().values()]):

@@ -42,9 +42,9 @@ def env_with(lock_dir: Path) -> dict[str, str]:
     return {**os.environ, "RIG_LOCK_DIR": str(lock_dir)}
 
 
-def run_plan(config: Path, test: str, dut: str, results: Path, env: dict[str, str]):
+def run_plan(config: Path, test: str, dut: str, results: Path, env: dict[str, str], *extra: str):
     return rig_command("run", PLANS, "-k", test, "--rig", str(config), "--dut", dut, "--results", str(results),
-                       "--yes", "--plain", env=env)
+                       "--yes", "--plain", *extra, env=env)
 
 
 def wire(sim: StandaloneSim) -> dict[str, list[str]]:
@@ -132,8 +132,10 @@ def test_two_pcs_the_fixture_refuses_the_second_and_kill_9_of_the_owner_blocks_n
     print(f"bench safe {time.monotonic() - killed:.2f} s after kill -9 of the owner")
     assert state.heartbeat_tripped, "made safe by the fixture's watchdog, which also ended the dead claim"
 
-    for env, who in ((pc2, "the other PC"), (pc1, "the dead owner's PC")):  # nothing stale blocks either
-        nxt = run_plan(sim.config, "test_pass", "DUT-C", tmp_path / f"c-{who[4:9]}", env)
+    # Nothing stale blocks either PC. The watchdog's trip is latched on the fixture: the next session
+    # is told, and re-arms only with an operator's acknowledgement (here the recorded option).
+    for env, who in ((pc2, "the other PC"), (pc1, "the dead owner's PC")):
+        nxt = run_plan(sim.config, "test_pass", "DUT-C", tmp_path / f"c-{who[4:9]}", env, "--rearm-after-trip")
         out, err = nxt.communicate(timeout=120)
         assert nxt.returncode == 0, f"{who}: {out}{err}"
 
