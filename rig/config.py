@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
@@ -75,6 +76,7 @@ class RigConfig:
     paths: Mapping[str, PathConfig]
     safety: SafetyConfig
     time_scale: float = 1.0  # > 1 only for a simulated bench
+    database_url_env: str | None = None  # [database] url_env: the env variable holding the lab's database URL
 
     @property
     def fixture(self) -> InstrumentConfig:
@@ -160,7 +162,7 @@ class _Reader:
 
 def parse_config(data: Mapping[str, Any], source: str, sha256: str = "") -> RigConfig:
     top = _Reader(source, data, "")
-    top.only("rig", "safety", "instruments", "paths")
+    top.only("rig", "safety", "instruments", "paths", "database")
     rig = top.table_of("rig")
     rig.only("name", "time_scale")
     safety = _parse_safety(top.table_of("safety"))
@@ -177,7 +179,19 @@ def parse_config(data: Mapping[str, Any], source: str, sha256: str = "") -> RigC
         paths=paths,
         safety=safety,
         time_scale=rig.number("time_scale", 1.0, maximum=1e6),
+        database_url_env=_parse_database(top.table_of("database", required=False)),
     )
+
+
+def _parse_database(t: _Reader) -> str | None:
+    """``[database] url_env = "NAME"``: the URL itself (with its password) stays out of the file."""
+    t.only("url_env")
+    if not t.has("url_env"):
+        return None
+    name = t.string("url_env")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise t.fail("url_env", "the name of an environment variable (letters, digits, _), not a URL", name)
+    return name
 
 
 def _parse_safety(t: _Reader) -> SafetyConfig:

@@ -107,6 +107,7 @@ class RigRun:
     faults: list[str] = field(default_factory=list)
     store: dict[str, Any] = field(default_factory=dict)
     open_error: str | None = None
+    results_db: Any = None  # rig.db.feed.RunFeed: rows into the results database as the run goes
     _log_handler: logging.Handler | None = None
 
     @classmethod
@@ -156,6 +157,7 @@ class RigRun:
         """Open the bench (starting the simulator for --sim), the results folder and the rig."""
         from instruments.sim.bench import SimulatedBench
         from rig.clock import Clock
+        from rig.db.feed import RunFeed  # imported before the sampler starts: attaching it must take no time
         from rig.limits import effective_limits
         from rig.recorder import RunRecorder
         from rig.sampler import columns
@@ -183,7 +185,10 @@ class RigRun:
         for name in ("rig", "instruments"):
             logging.getLogger(name).addHandler(self._log_handler)
             logging.getLogger(name).setLevel(logging.INFO)
-        self.rig.listeners.append(self._on_rig_event)
+        # The results database (rig.db): an index beside the CSV files, fed from a thread of its own. Its
+        # listener is attached in the same step as the recorder's, so both see exactly the same samples.
+        self.results_db = RunFeed.start_for(self, rig_config)
+        self.rig.listeners += [self._on_rig_event, *([self.results_db.on_rig_event] if self.results_db else [])]
 
     def _on_rig_event(self, kind: str, payload: Any) -> None:
         if kind == "sample":
@@ -272,6 +277,8 @@ class RigRun:
         if self.recorder is not None:
             self.recorder.finish(self.outcome(exitstatus), counts=dict(self.counts), faults=self.faults,
                                  exit_status=int(exitstatus))
+            if self.results_db is not None:
+                self.results_db.finish()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.recorder is not None:
@@ -371,6 +378,8 @@ class Checker:
             confidence=limit.confidence, time_s=self.run.rig.clock.now(), wall_time=time.time(),
         )
         self.run.recorder.write_measurement(m)
+        if self.run.results_db is not None:
+            self.run.results_db.measurement(m)
         self.results.append(m)
         return m
 

@@ -1,0 +1,264 @@
+"""A running session's rows into the results database, from a thread of its own.
+
+The session (``rig.plugin.RigRun``) hands over each sample (a rig listener) and each measurement as it
+is recorded; that costs the sampler one ``put_nowait`` on a bounded queue and nothing else: formatting
+and database writes happen on the writer thread. Measurements are committed at once, samples in
+batches (every second, or every ``BATCH`` samples). The bench's status row (owner, DUT, test, state,
+hottest contact, since, last update) is refreshed every ``BENCH_PERIOD_S``.
+
+The CSV files stay the record. If the database cannot be reached, or falls behind so far that the
+queue is full, the run goes on: the feed says so once (run.log and the terminal), stops writing, and
+``rig sync`` uploads what is missing later. When the run ends the feed stores the final run.json, the
+tests from junit.xml, and, only if it holds every row of the folder, the folder's content hash, so
+that ``rig sync`` then leaves the run alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rig.bench_identity import bench_key
+from rig.db import locate, schema
+from rig.db.records import content_hash, measurement_row, meta_children, run_row, sample_row, tests_of
+from rig.recorder import MEASUREMENT_COLUMNS, SAMPLE_HEAD, _cell, iso
+
+log = logging.getLogger("rig.db")
+
+QUEUE_SIZE = 20_000  # samples and measurements waiting for the writer (minutes of samples)
+BATCH = 500
+FLUSH_S = 1.0
+BENCH_PERIOD_S = 2.0
+FINISH_TIMEOUT_S = 30.0  # real seconds the end of a run waits for the writer before leaving it behind
+
+SYNC_HINT = "the run goes on (the CSV files are the record); `rig sync` uploads what is missing later"
+
+
+def say_to_operator(config: Any) -> Callable[[str], None]:
+    """A one-line message to run.log and to the terminal the operator watches (rig run's live display,
+    or pytest's terminal), from any thread."""
+
+    def say(text: str) -> None:
+        log.warning(text)
+        manager = config.pluginmanager
+        display = next((p for p in manager.get_plugins() if hasattr(p, "pause_display") and hasattr(p, "console")),
+                       None)
+        if display is not None:
+            display.console.print(text, markup=False, highlight=False)
+            return
+        terminal = manager.getplugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(text)
+
+    return say
+
+
+class RunFeed:
+    """One session's writer thread. Built by ``RunFeed.start_for(rig_run, rig_config)``."""
+
+    def __init__(self, url: str, run: Any, bench_key: str, say: Callable[[str], None]) -> None:
+        self.url = url
+        self.run = run  # rig.plugin.RigRun: its recorder, operator, dut and rig
+        self.recorder = run.recorder
+        self.bench_key = bench_key
+        self.say = say
+        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_SIZE)
+        self.failed: str | None = None
+        self.dropped = 0
+        self.samples_written = 0
+        self.measurements_written = 0
+        self.complete = False
+        self.started = time.time()
+        self._thread = threading.Thread(target=self._work, name="results-db", daemon=True)
+
+    @classmethod
+    def start_for(cls, run: Any, rig_config: Any) -> RunFeed | None:
+        """The caller attaches ``on_rig_event`` to the rig together with the recorder's listener; the
+        database is opened on the writer thread, so a slow or unreachable one never delays the session."""
+        say = say_to_operator(run.config)
+        where = locate(run.config.getoption("results"), run.rig_config)
+        if where.url is None:
+            if not where.origin.startswith("disabled"):
+                say(f"results database: {where.origin}; {SYNC_HINT}")
+            return None
+        feed = cls(where.url, run, bench_key(rig_config), say)
+        feed._put("begin", None)
+        feed._thread.start()
+        return feed
+
+    # -- the session's side: never blocks ---------------------------------------------------------
+
+    def _put(self, kind: str, item: Any) -> None:
+        if self.failed is not None:
+            return
+        try:
+            self.queue.put_nowait((kind, item))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1:
+                self.say(f"results database: falling behind, rows no longer stored live; {SYNC_HINT}")
+
+    def on_rig_event(self, kind: str, payload: Any) -> None:
+        if kind == "sample":
+            self._put("sample", (payload, self.recorder.test))
+        elif kind == "trip":
+            self._put("state", "tripped")
+
+    def measurement(self, m: Any) -> None:
+        self._put("measurement", m)
+
+    def finish(self) -> None:
+        """At the end of the run (after the recorder finished): store the final state, wait for the writer."""
+        self._put("finish", None)
+        self._thread.join(FINISH_TIMEOUT_S)
+        if self._thread.is_alive() and self.failed is None:
+            self.say(f"results database: still writing after {FINISH_TIMEOUT_S:g} s; left behind; {SYNC_HINT}")
+
+    # -- the writer thread ------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        from rig.db.store import display_url
+
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        self.failed = f"{display_url(self.url)}: {first_line}"
+        self.say(f"results database unreachable ({self.failed}); {SYNC_HINT}")
+        log.debug("results database failure", exc_info=exc)
+
+    def _work(self) -> None:
+        try:
+            from rig.db.store import Database
+
+            self.db = Database(self.url)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        try:
+            self._loop()
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            self.db.close()
+
+    def _loop(self) -> None:
+        samples: list[tuple[Any, str]] = []
+        last_flush = last_bench = time.monotonic()
+        latest: Any = None
+        while True:
+            batch: list[tuple[str, Any]] = []
+            try:
+                batch.append(self.queue.get(timeout=0.2))
+                while len(batch) < 5 * BATCH:
+                    batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                pass
+            measurements, state, finish = [], None, False
+            for kind, item in batch:
+                if kind == "sample":
+                    samples.append(item)
+                    latest = item
+                elif kind == "measurement":
+                    measurements.append(item)
+                elif kind == "state":
+                    state = item
+                elif kind == "begin":
+                    self._begin()
+                elif kind == "finish":
+                    finish = True
+            now = time.monotonic()
+            due_samples = samples and (len(samples) >= BATCH or now - last_flush >= FLUSH_S)
+            due_bench = state is not None or now - last_bench >= BENCH_PERIOD_S
+            if measurements or due_samples or due_bench or finish:
+                with self.db.engine.begin() as connection:
+                    self._write(connection, samples, measurements)
+                    if due_bench:
+                        self._bench(connection, latest, state)
+                samples = []
+                last_flush = now
+                if due_bench:
+                    last_bench = now
+            if finish:
+                self._finish()
+                return
+
+    def _begin(self) -> None:
+        with self.db.engine.begin() as connection:
+            self.pk = self.db.put_run(connection, self._run_row(), replace_children=True)
+            self._bench(connection, None, "running")
+
+    def _run_row(self) -> dict[str, Any]:
+        meta = dict(self.recorder.metadata)
+        return {**run_row(meta, self.recorder.folder, self.bench_key), "content_hash": None, "source": "live"}
+
+    def _write(self, connection: Any, samples: list[tuple[Any, str]], measurements: list[Any]) -> None:
+        rows = []
+        header = [*SAMPLE_HEAD, *self.recorder.columns, "errors"]
+        for sample, test in samples:
+            rows.append({**sample_row(header, self._sample_cells(sample, test)), "seq": self.samples_written})
+            self.samples_written += 1
+        self.db.insert(connection, schema.samples, self.pk, rows)
+        rows = []
+        for m in measurements:
+            rows.append({**measurement_row(self._measurement_cells(m)), "seq": self.measurements_written})
+            self.measurements_written += 1
+        self.db.insert(connection, schema.measurements, self.pk, rows)
+
+    def _sample_cells(self, sample: Any, test: str) -> list[str]:
+        """The samples.csv line ``rig.recorder`` writes for this sample."""
+        from rig.sampler import row
+
+        values = row(sample)
+        errors = "; ".join(str(e) for e in sample.errors.values())
+        return [f"{sample.time_s - self.recorder.origin:.3f}", iso(sample.wall_time), test,
+                *(str(_cell(values.get(c, ""))) for c in self.recorder.columns), errors]
+
+    def _measurement_cells(self, m: Any) -> dict[str, str]:
+        cells = [f"{m.time_s - self.recorder.origin:.3f}", iso(m.wall_time), m.test, m.name, str(_cell(m.value)),
+                 m.unit, "" if m.low is None else str(_cell(m.low)), "" if m.high is None else str(_cell(m.high)),
+                 m.verdict, m.limit, m.source, m.confidence]
+        return dict(zip(MEASUREMENT_COLUMNS, cells, strict=True))
+
+    def _bench(self, connection: Any, latest: tuple[Any, str] | None, state: str | None) -> None:
+        row: dict[str, Any] = {
+            "bench_key": self.bench_key, "rig_name": self.run.rig.config.name, "owner": self.run.operator,
+            "host": platform.node(), "pid": os.getpid(), "run_id": self.recorder.metadata.get("run_id"),
+            "dut_serial": self.run.dut.serial, "test": self.recorder.test or None,
+        }
+        if state is not None:
+            row["state"] = state
+        if state == "running":
+            from rig.db.store import now_utc
+
+            row |= {"since": now_utc(), "outcome": None, "hottest_c": None, "hottest_contact": None}
+        if latest is not None and latest[0].fixture is not None:
+            fixture = latest[0].fixture
+            hottest = max((fixture.contact_temp_dc_plus, "DC+"), (fixture.contact_temp_dc_minus, "DC-"))
+            row |= {"hottest_c": hottest[0], "hottest_contact": hottest[1]}
+        self.db.put_bench(connection, row)
+
+    def _finish(self) -> None:
+        meta = dict(self.recorder.metadata)
+        folder = Path(self.recorder.folder)
+        measured = [m.test for m in list(self.recorder.measurements)]
+        whole = (self.dropped == 0 and self.samples_written == self.recorder.sample_count
+                 and self.measurements_written == len(self.recorder.measurements))
+        with self.db.engine.begin() as connection:
+            pk = self.db.put_run(connection, self._run_row(), replace_children=False)
+            self.db.put_meta_children(connection, pk, tests_of(folder, measured, meta.get("finished") is True),
+                                      meta_children(meta))
+            if whole:
+                connection.execute(schema.runs.update().where(schema.runs.c.id == pk)
+                                   .values(content_hash=content_hash(folder)))
+            self.db.put_bench(connection, {"bench_key": self.bench_key, "state": "free",
+                                           "outcome": meta.get("outcome"), "test": None})
+        self.complete = whole
+        if not whole:
+            self.say(f"results database: {self.samples_written} of {self.recorder.sample_count} samples and "
+                     f"{self.measurements_written} of {len(self.recorder.measurements)} measurements stored live; "
+                     "`rig sync` adds the rest")
