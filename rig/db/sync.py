@@ -9,16 +9,12 @@ first sync). Folders recorded before the database existed import the same way.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.db.records import content_hash, is_run_folder, read_folder
 from rig.db.store import Database
-
-ACTIVE_S = 60.0  # a run that says "running" and whose samples grew this recently is still being recorded
 
 
 @dataclass
@@ -37,25 +33,23 @@ def run_folders(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if is_run_folder(p)) if path.is_dir() else []
 
 
-def _still_recording(folder: Path) -> bool:
-    try:
-        meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        grown = time.time() - (folder / "samples.csv").stat().st_mtime
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("finished") is False and grown < ACTIVE_S
+def active_runs(db: Database) -> set[str]:
+    """Runs a live session is feeding right now (its bench row is fresh and not free)."""
+    from rig.db.queries import list_benches
+
+    return {b["run_id"] for b in list_benches(db) if b["state"] != "free" and not b["stale"] and b["run_id"]}
 
 
-def sync(db: Database, folders: Iterable[Path], progress: Callable[[str, str], None] | None = None,
-         include_active: bool = False) -> SyncResult:
+def sync(db: Database, folders: Iterable[Path], progress: Callable[[str, str], None] | None = None) -> SyncResult:
     result = SyncResult()
+    active = active_runs(db)
     for folder in folders:
-        if not include_active and _still_recording(folder):
-            result.skipped.append((str(folder), "still being recorded; sync it when it ends"))
-            continue
         digest = content_hash(folder)
         run = read_folder(folder)
         run_id = run.run["run_id"]
+        if run_id in active:
+            result.skipped.append((str(folder), "a session is still recording it; sync it when it ends"))
+            continue
         stored = db.run_hash(run_id) if run_id else None
         if stored == digest:
             result.unchanged.append(run_id)
