@@ -169,6 +169,7 @@ class RunFeed:
                     state = item
                 elif kind == "begin":
                     self._begin()
+                    state = "running"  # the bench row is written below, with the newest sample of this batch
                 elif kind == "finish":
                     finish = True
             now = time.monotonic()
@@ -190,7 +191,6 @@ class RunFeed:
     def _begin(self) -> None:
         with self.db.engine.begin() as connection:
             self.pk = self.db.put_run(connection, self._run_row(), replace_children=True)
-            self._bench(connection, None, "running")
 
     def _run_row(self) -> dict[str, Any]:
         meta = dict(self.recorder.metadata)
@@ -246,19 +246,45 @@ class RunFeed:
         meta = dict(self.recorder.metadata)
         folder = Path(self.recorder.folder)
         measured = [m.test for m in list(self.recorder.measurements)]
-        whole = (self.dropped == 0 and self.samples_written == self.recorder.sample_count
-                 and self.measurements_written == len(self.recorder.measurements))
         with self.db.engine.begin() as connection:
             pk = self.db.put_run(connection, self._run_row(), replace_children=False)
             self.db.put_meta_children(connection, pk, tests_of(folder, measured, meta.get("finished") is True),
                                       meta_children(meta))
-            if whole:
-                connection.execute(schema.runs.update().where(schema.runs.c.id == pk)
-                                   .values(content_hash=content_hash(folder)))
+            whole = (self.dropped == 0 and self.measurements_written == len(self.recorder.measurements)
+                     and self._reconcile(connection, folder))
             self.db.put_bench(connection, {"bench_key": self.bench_key, "state": "free",
                                            "outcome": meta.get("outcome"), "test": None})
-        self.complete = whole
         if not whole:
-            self.say(f"results database: {self.samples_written} of {self.recorder.sample_count} samples and "
-                     f"{self.measurements_written} of {len(self.recorder.measurements)} measurements stored live; "
-                     "`rig sync` adds the rest")
+            # Rows went missing on the way (a full queue): the files are complete, so store them whole.
+            from rig.db.records import read_folder
+
+            self.db.write_folder(read_folder(folder), content_hash(folder), source="live")
+        else:
+            with self.db.engine.begin() as connection:
+                connection.execute(schema.runs.update().where(schema.runs.c.id == self.pk)
+                                   .values(content_hash=content_hash(folder)))
+        self.complete = True
+
+    def _reconcile(self, connection: Any, folder: Path) -> bool:
+        """Check the stored samples against samples.csv, one by one. The test name is read a moment after
+        the recorder read it, so a sample taken as one test ends may carry the neighbour's name: such
+        names are set to the file's. False if anything else differs (count, order, time)."""
+        import sqlalchemy as sa
+
+        from rig.db.records import csv_rows, number
+
+        rows = csv_rows(folder / "samples.csv")
+        next(rows, None)
+        recorded = [(number(r[0]), r[2]) for r in rows]
+        s = schema.samples
+        stored = connection.execute(sa.select(s.c.seq, s.c.time_s, s.c.test).where(s.c.run_pk == self.pk)
+                                    .order_by(s.c.seq)).all()
+        if len(stored) != len(recorded) or any(t != r[0] for (_, t, _), r in zip(stored, recorded, strict=True)):
+            return False
+        fixes = [{"pk": self.pk, "number": seq, "name": r[1]}
+                 for (seq, _, test), r in zip(stored, recorded, strict=True) if test != r[1]]
+        if fixes:
+            connection.execute(s.update().where(s.c.run_pk == sa.bindparam("pk"), s.c.seq == sa.bindparam("number"))
+                               .values(test=sa.bindparam("name")), fixes)
+            log.info("results database: %d sample(s) at test boundaries renamed as in samples.csv", len(fixes))
+        return True

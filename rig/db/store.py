@@ -148,12 +148,12 @@ class Database:
         for name, rows in children.items():
             Database.insert(connection, schema.metadata.tables[name], pk, rows)
 
-    def write_folder(self, run: FolderRun, content_hash: str) -> int:
+    def write_folder(self, run: FolderRun, content_hash: str, source: str = "sync") -> int:
         """Store a whole run folder in one transaction, replacing what the database held of that run.
         Returns the number of samples stored."""
         count = 0
         with self.engine.begin() as connection:
-            pk = self.put_run(connection, {**run.run, "content_hash": None, "source": "sync"}, replace_children=True)
+            pk = self.put_run(connection, {**run.run, "content_hash": None, "source": source}, replace_children=True)
             self.insert(connection, schema.measurements, pk, ({**m, "seq": i} for i, m in enumerate(run.measurements)))
             self.put_meta_children(connection, pk, run.tests, run.children)
             chunk: list[dict[str, Any]] = []

@@ -9,9 +9,12 @@ first sync). Folders recorded before the database existed import the same way.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from rig.db.records import content_hash, is_run_folder, read_folder
 from rig.db.store import Database
@@ -34,10 +37,14 @@ def run_folders(path: Path) -> list[Path]:
 
 
 def active_runs(db: Database) -> set[str]:
-    """Runs a live session is feeding right now (its bench row is fresh and not free)."""
+    """Runs a live session may be feeding right now: its bench row is fresh and not free, and, on this
+    PC, its process is still there."""
     from rig.db.queries import list_benches
 
-    return {b["run_id"] for b in list_benches(db) if b["state"] != "free" and not b["stale"] and b["run_id"]}
+    here = platform.node()
+    return {b["run_id"] for b in list_benches(db)
+            if b["state"] != "free" and not b["stale"] and b["run_id"]
+            and not (b["host"] == here and b["pid"] and not psutil.pid_exists(b["pid"]))}
 
 
 def sync(db: Database, folders: Iterable[Path], progress: Callable[[str, str], None] | None = None) -> SyncResult:
@@ -47,7 +54,7 @@ def sync(db: Database, folders: Iterable[Path], progress: Callable[[str, str], N
         digest = content_hash(folder)
         run = read_folder(folder)
         run_id = run.run["run_id"]
-        if run_id in active:
+        if run_id in active and run.run["finished"] is False:
             result.skipped.append((str(folder), "a session is still recording it; sync it when it ends"))
             continue
         stored = db.run_hash(run_id) if run_id else None
