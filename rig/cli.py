@@ -638,8 +638,6 @@ def history(dut: str, results: Path, rig_file: Path | None, db_url: str | None, 
       rig history INLET-42
       rig history INLET-42 --csv > inlet-42.csv
     """
-    from rich.table import Table
-
     from rig.db.queries import history as dut_history
     from rig.display import engineering
 
@@ -652,23 +650,41 @@ def history(dut: str, results: Path, rig_file: Path | None, db_url: str | None, 
         click.echo(f"no run of DUT {dut} in {db.name}")
         return
 
-    def table() -> Table:
-        t = Table(title=f"DUT {dut}: {len({r['run_id'] for r in rows})} run(s)")
-        for column in ("run", "started", "outcome", "test", "measurement", "value", "limits", "verdict"):
-            t.add_column(column)
-        previous = None
-        for r in rows:
-            first = r["run_id"] != previous
-            previous = r["run_id"]
-            value = engineering(r["value"], r["unit"] or "") if r["value"] is not None else ""
-            verdict = r["verdict"] or ""
-            t.add_row(r["run_id"] if first else "", _local(r["started"]) if first else "",
+    if as_json or as_csv:
+        emit(rows, as_json, as_csv, lambda: None)
+        return
+    # A DUT's history is hundreds of lines: plain aligned columns print at once where a rich table takes
+    # a second to lay out.
+    lines, previous = [], None
+    for r in rows:
+        first = r["run_id"] != previous
+        previous = r["run_id"]
+        lines.append([r["run_id"] if first else "", _local(r["started"]) if first else "",
                       (r["outcome"] or "") if first else "", (r["test"] or "").split("::")[-1], r["name"] or "",
-                      value, _window(r["low"], r["high"], r["unit"] or ""),
-                      f"[{'green' if verdict == 'PASS' else 'bold red'}]{verdict}[/]" if verdict else "")
-        return t
+                      engineering(r["value"], r["unit"] or "") if r["value"] is not None else "",
+                      _window(r["low"], r["high"], r["unit"] or ""), r["verdict"] or ""])
+    click.echo(f"DUT {dut}: {len({r['run_id'] for r in rows})} run(s), {sum(r['name'] is not None for r in rows)} "
+               f"measurement(s) in {db.name}")
+    aligned_columns(("run", "started", "outcome", "test", "measurement", "value", "limits", "verdict"), lines)
 
-    emit(rows, as_json, as_csv, table)
+
+def aligned_columns(headers: tuple[str, ...], lines: list[list[str]]) -> None:
+    """Plain left-aligned columns; verdicts and outcomes in colour on a terminal."""
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(headers)]
+    colour = sys.stdout.isatty()
+
+    def cell(text: str, width: int) -> str:
+        padded = text.ljust(width)
+        if colour and text in ("PASS", "passed"):
+            return click.style(padded, fg="green")
+        if colour and text in ("FAIL", "failed", "tripped", "error", "interrupted"):
+            return click.style(padded, fg="red", bold=True)
+        return padded
+
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(cell(c, w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    click.echo("\n".join(out))
 
 
 @main.command()

@@ -88,10 +88,13 @@ class RunFeed:
             if not where.origin.startswith("disabled"):
                 say(f"results database: {where.origin}; {SYNC_HINT}")
             return None
-        feed = cls(where.url, run, bench_key(rig_config), say)
-        feed._put("begin", None)
-        feed._thread.start()
-        return feed
+        return cls(where.url, run, bench_key(rig_config), say).begin()
+
+    def begin(self) -> RunFeed:
+        """Queue the run's first row and start the writer (the caller attaches ``on_rig_event``)."""
+        self._put("begin", None)
+        self._thread.start()
+        return self
 
     # -- the session's side: never blocks ---------------------------------------------------------
 

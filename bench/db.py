@@ -1,0 +1,285 @@
+"""The results database: what it costs the sampler, and how fast the query commands answer.
+
+``db_sampler_ratio_sqlite`` / ``..._postgresql``: a Rig open on the simulated NACS bench at time scale
+1000 (sampling back to back, bound by the instruments), its samples recorded to CSV as a run does, in
+alternating rounds without and with the session's database feed (``rig.db.feed.RunFeed``: a writer
+thread, a bounded queue, samples in batches). The figure is the sampler's rate with the feed over its
+rate without (goal >= 0.95: at most 5 % slower). ``db_samples_per_s_sqlite`` / ``..._postgresql``:
+samples per second that reached the database during those rounds (the detail says whether every sample
+of the rounds was stored).
+
+``history_wall_s_*`` / ``trend_wall_s_*``: ``rig history DUT --csv`` and ``rig trend LIMIT_KEY --csv``
+run in this process (click's runner: open the database, check its schema revision, query, print) on a
+database of 10 000 runs x 60 measurements (1 000 DUTs x 10 runs, 60 limit keys; built with bulk inserts
+first, not timed). The best of 5 calls; the detail also has the same command in a new process, which
+adds Python's start and the imports. Goal <= 0.5 s.
+
+PostgreSQL is a server started for the benchmark (``tests/pg_server.py``: the machine's initdb/pg_ctl,
+a unix socket, fsync off); without one its figures are n/a.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from bench import Figure
+
+SAMPLER_GOAL = 0.95
+QUERY_GOAL_S = 0.5
+LIMIT_KEYS = 60
+
+
+@contextlib.contextmanager
+def backends(folder: Path) -> Iterator[dict[str, Any]]:
+    """``{"sqlite": [url, url], "postgresql": [url, url] or None}``: a database for the sampler rounds and
+    one for the query commands, of each kind; ``postgresql_error`` says why PostgreSQL is not there."""
+    urls: dict[str, Any] = {"sqlite": [f"sqlite:///{folder / name}" for name in ("feed.sqlite", "big.sqlite")],
+                            "postgresql": None}
+    server = None
+    try:
+        from tests.pg_server import PostgresServer
+
+        server = PostgresServer()
+        server.start()
+        urls["postgresql"] = [server.new_database(), server.new_database()]
+    except Exception as exc:  # no PostgreSQL on this machine: its figures are n/a
+        urls["postgresql_error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        yield urls
+    finally:
+        if server is not None:
+            server.close()
+
+
+# --- the sampler with and without the feed --------------------------------------------------------------
+
+
+class Session:
+    """A Rig on the simulated bench, recording its samples as ``rig.plugin.RigRun`` does."""
+
+    def __init__(self, folder: Path) -> None:
+        from instruments.sim.bench import SimulatedBench
+        from rig.clock import Clock
+        from rig.session import Rig
+
+        self.folder = folder
+        clock = Clock(1000.0)
+        self.bench = SimulatedBench(clock=clock).start()
+        self.rig = Rig(self.bench.config(), clock=clock)
+        self.rig.open()
+        self.rounds = 0
+
+    def round(self, seconds: float, url: str | None) -> dict[str, Any]:
+        from rig.bench_identity import bench_key
+        from rig.recorder import RunRecorder
+        from rig.sampler import columns
+
+        self.rounds += 1
+        recorder = RunRecorder(self.folder / f"round-{self.rounds}", {"run_id": f"bench-{self.rounds}-{time.time()}",
+                                                                       "dut": {"serial": "BENCH"}},
+                               columns(self.rig.instruments), origin=self.rig.clock.now())
+        feed = None
+        listeners: list[Any] = [lambda kind, payload: recorder.write_sample(payload) if kind == "sample" else None]
+        if url is not None:
+            from rig.db.feed import RunFeed
+
+            run = SimpleNamespace(recorder=recorder, rig=self.rig, operator="bench",
+                                  dut=SimpleNamespace(serial="BENCH"))
+            say = lambda text: print(f"  {text}", flush=True)  # noqa: E731
+            feed = RunFeed(url, run, bench_key(self.rig.config), say).begin()
+            listeners.append(feed.on_rig_event)
+        deadline = time.monotonic() + 60
+        while feed is not None and getattr(feed, "pk", None) is None and feed.failed is None:
+            assert time.monotonic() < deadline, "the feed never opened its database"
+            time.sleep(0.05)  # the feed opens (and migrates) its database on its own thread: not timed
+        time.sleep(0.2)
+        n0, t0 = self.rig.sampler.count, time.perf_counter()
+        self.rig.listeners += listeners
+        time.sleep(seconds)
+        for listener in listeners:
+            self.rig.listeners.remove(listener)
+        rate = (self.rig.sampler.count - n0) / (time.perf_counter() - t0)
+        out = {"rate": rate, "recorded": recorder.sample_count}
+        recorder.finish("passed")
+        if feed is not None:
+            t1 = time.perf_counter()
+            feed.finish()
+            out |= {"stored": feed.samples_written, "finish_s": time.perf_counter() - t1,
+                    "failed": feed.failed, "dropped": feed.dropped}
+        return out
+
+    def close(self) -> None:
+        self.rig.close()
+        self.bench.stop()
+
+
+def sampler_figures(urls: dict[str, Any], quick: bool, folder: Path) -> list[Figure]:
+    rounds, seconds = (2, 1.0) if quick else (4, 3.0)
+    session = Session(folder / "runs")
+    figures = []
+    try:
+        for name in ("sqlite", "postgresql"):
+            url = urls[name][0] if urls.get(name) else None
+            if url is None:
+                note = f"no PostgreSQL server: {urls.get('postgresql_error')}"
+                figures += [Figure(f"db_sampler_ratio_{name}", float("nan"), "x", SAMPLER_GOAL, ">=", note),
+                            Figure(f"db_samples_per_s_{name}", float("nan"), "/s", None, ">=", note)]
+                continue
+            plain, fed = [], []
+            for k in range(rounds):
+                for with_db in ((False, True) if k % 2 == 0 else (True, False)):
+                    (fed if with_db else plain).append(session.round(seconds, url if with_db else None))
+            rate_plain = sum(r["rate"] for r in plain) / len(plain)
+            rate_fed = sum(r["rate"] for r in fed) / len(fed)
+            stored = sum(r["stored"] for r in fed)
+            recorded = sum(r["recorded"] for r in fed)
+            seconds_fed = rounds * seconds
+            detail = {"sampler_per_s_without_db": rate_plain, "sampler_per_s_with_db": rate_fed,
+                      "samples_recorded": recorded, "samples_stored": stored,
+                      "finish_s_max": max(r["finish_s"] for r in fed),
+                      "failures": [r["failed"] for r in fed if r["failed"]], "dropped": sum(r["dropped"] for r in fed)}
+            note = (f"sampler {rate_fed:.0f}/s with the {name} feed vs {rate_plain:.0f}/s without "
+                    f"({rounds} x {seconds:g} s rounds each); {stored} of {recorded} samples stored")
+            figures += [Figure(f"db_sampler_ratio_{name}", rate_fed / rate_plain, "x", SAMPLER_GOAL, ">=", note,
+                               detail),
+                        Figure(f"db_samples_per_s_{name}", stored / seconds_fed, "/s", None, ">=",
+                               f"samples stored per second of sampling ({name})", detail)]
+    finally:
+        session.close()
+    return figures
+
+
+# --- the query commands on a big database ------------------------------------------------------------------
+
+
+def build(url: str, runs: int, per_run: int = LIMIT_KEYS) -> dict[str, Any]:
+    """``runs`` runs of ``per_run`` measurements (10 runs per DUT), inserted in bulk: executemany on
+    SQLite, COPY on PostgreSQL."""
+    import json
+
+    import sqlalchemy as sa
+
+    from rig.db import schema
+    from rig.db.store import Database
+
+    db = Database(url)
+    t0 = time.perf_counter()
+    start = dt.datetime(2026, 1, 1)
+    keys = [f"bench.limit_{k:02d}" for k in range(per_run)]
+
+    def run_rows() -> Iterator[dict[str, Any]]:
+        for i in range(1, runs + 1):
+            yield {"id": i, "run_id": f"run-{i:06d}", "dut_serial": f"SN{(i - 1) // 10:05d}", "tier_v": 1000,
+                   "operator": f"op{i % 7}", "rig_name": f"bench {i % 4 + 1}", "finished": True,
+                   "outcome": "passed" if i % 23 else "failed", "started": start + dt.timedelta(minutes=50 * i),
+                   "counts": {"passed": 28}, "meta": {"run_id": f"run-{i:06d}"}, "content_hash": f"{i:064x}",
+                   "source": "sync"}
+
+    def measurement_rows() -> Iterator[dict[str, Any]]:
+        for i in range(1, runs + 1):
+            for k, key in enumerate(keys):
+                yield {"run_pk": i, "seq": k, "test": f"test_plans/test_x.py::test_{k % 12}", "name": key,
+                       "value": 1.0 + 0.01 * ((i * 7 + k) % 50), "unit": "V", "low": 0.9, "high": 1.5,
+                       "verdict": "PASS", "limit_key": key, "source": "bench", "confidence": "M",
+                       "time_s": 10.0 * k, "wall_time": start + dt.timedelta(minutes=50 * i, seconds=10 * k)}
+
+    with db.engine.begin() as c:
+        if c.dialect.name == "postgresql":
+            raw = c.connection.driver_connection
+            with raw.cursor() as cursor:
+                for table, rows in (("runs", run_rows()), ("measurements", measurement_rows())):
+                    first = next(rows)
+                    columns = list(first)
+                    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                        for row in _chain(first, rows):
+                            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row.values()])
+                cursor.execute("SELECT setval('runs_id_seq', %s)", (runs,))
+        else:
+            batch: list[dict[str, Any]] = []
+            for table, rows in ((schema.runs, run_rows()), (schema.measurements, measurement_rows())):
+                for row in rows:
+                    batch.append(row)
+                    if len(batch) == 5000:
+                        c.execute(table.insert(), batch)
+                        batch = []
+                if batch:
+                    c.execute(table.insert(), batch)
+                    batch = []
+    with db.engine.begin() as c:
+        c.execute(sa.text("ANALYZE"))  # the planner's statistics, as a lab's database keeps them
+    built = time.perf_counter() - t0
+    db.close()
+    return {"runs": runs, "measurements": runs * per_run, "build_s": built}
+
+
+def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield first
+    yield from rest
+
+
+def time_command(args: list[str], repeat: int = 5) -> tuple[float, int]:
+    from click.testing import CliRunner
+
+    from rig.cli import main
+
+    best, lines = float("inf"), 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        best = min(best, time.perf_counter() - t0)
+        assert result.exit_code == 0, result.output[-500:]
+        lines = result.output.count("\n")
+    return best, lines
+
+
+def subprocess_wall(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rig", *args], capture_output=True, check=True, timeout=120,
+                   env={**os.environ, "RIG_DATABASE_URL": "off"})
+    return time.perf_counter() - t0
+
+
+def query_figures(urls: dict[str, Any], quick: bool) -> list[Figure]:
+    runs, repeat = (500, 2) if quick else (10_000, 5)
+    figures = []
+    for name in ("sqlite", "postgresql"):
+        url = urls[name][1] if urls.get(name) else None
+        if url is None:
+            note = f"no PostgreSQL server: {urls.get('postgresql_error')}"
+            figures += [Figure(f"{cmd}_wall_s_{name}", float("nan"), "s", QUERY_GOAL_S, "<=", note)
+                        for cmd in ("history", "trend")]
+            continue
+        size = build(url, runs)
+        for cmd, args in (("history", ["history", f"SN{runs // 20:05d}", "--csv"]),
+                          ("trend", ["trend", "bench.limit_17", "--csv"])):
+            wall, lines = time_command([*args, "--db", url], repeat)
+            table, _ = time_command([*args[:-1], "--db", url], repeat)
+            fresh = float("nan") if quick else subprocess_wall([*args, "--db", url])
+            note = (f"{size['runs']:,} runs x {LIMIT_KEYS} measurements ({name}, built in {size['build_s']:.0f} s); "
+                    f"{lines - 1} rows as CSV in process, best of {repeat}; table {table:.3f} s; "
+                    f"new process {fresh:.2f} s")
+            figures.append(Figure(f"{cmd}_wall_s_{name}", wall, "s", QUERY_GOAL_S, "<=", note,
+                                  {**size, "rows": lines - 1, "table_s": table, "new_process_s": fresh}))
+    return figures
+
+
+def run(quick: bool) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="rig-bench-db-") as tmp, backends(Path(tmp)) as urls:
+        figures = sampler_figures(urls, quick, Path(tmp))
+        figures += query_figures(urls, quick)
+    return figures
+
+
+if __name__ == "__main__":  # python -m bench.db [--quick]: this module alone
+    for figure in run("--quick" in sys.argv):
+        print(figure.name, figure.value, figure.note)
