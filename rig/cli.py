@@ -459,14 +459,18 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def open_results_db(results: Path, rig_file: Path | None, db_url: str | None) -> Any:
-    """The results database, upgraded in place; a one-line error (exit 2) when there is none to open."""
+def open_results_db(results: Path, rig_file: Path | None, db_url: str | None, create: bool = False) -> Any:
+    """The results database, upgraded in place; a one-line error (exit 2) when there is none to open.
+    An embedded (SQLite) database is only created by ``create`` (rig sync), not by a question."""
     from rig.config import load_config
     from rig.db import locate
 
     where = locate(results, load_config(rig_file) if rig_file else None, db_url)
     if where.url is None:
         raise RigClickError(f"no results database: {where.origin}", EXIT_USAGE)
+    if not create and where.url.startswith("sqlite:///") and not Path(where.url[len("sqlite:///"):]).exists():
+        raise RigClickError(f"no results database at {where.url[len('sqlite:///'):]} (rig run creates it, rig sync "
+                            "imports runs recorded before it; --results DIR or --db URL names another)", EXIT_USAGE)
     try:
         from rig.db.store import Database, display_url
 
@@ -560,7 +564,7 @@ def sync(results_dir: Path | None, db_url: str | None, rig_file: Path | None) ->
     results_dir = results_dir or Path("results")
     folders = run_folders(results_dir)
     home = results_dir.parent if folders == [results_dir] else results_dir
-    db = open_results_db(home, rig_file, db_url)
+    db = open_results_db(home, rig_file, db_url, create=True)
     try:
         result = sync_runs(db, folders, progress=lambda what, run_id: click.echo(f"{what:8} {run_id}"))
     finally:

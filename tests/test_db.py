@@ -465,3 +465,14 @@ def test_read_folder_is_what_sync_stores(tmp_path: Path) -> None:
     run = read_folder(folder)
     assert run.run["run_id"] == "run" and run.run["dut_serial"] == "INLET-42" and run.run["tier_v"] == 1000
     assert len(list(run.samples())) == len(recorded(folder)["samples"])
+
+
+def test_unreachable_database_at_start_the_run_goes_on_and_says_so_once(tmp_path: Path) -> None:
+    missing = tmp_path / "no-server-here"
+    proc = rig_cli("run", "--sim", "--plain", "--dut", "DB-NONE", "-k", "proximity", "--results",
+                   str(tmp_path / "results"), env={"RIG_DATABASE_URL": f"postgresql://rig@/lab?host={missing}"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("results database unreachable") == 1, proc.stdout
+    assert "postgresql://rig@/lab" in proc.stdout and "rig sync" in proc.stdout
+    folder = run_folder(tmp_path / "results")
+    assert len(recorded(folder)["measurements"]) == 3, "the CSV is the record, whatever the database"
