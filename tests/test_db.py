@@ -26,7 +26,7 @@ from rig.cli import main
 from rig.config import ConfigError, parse_config
 from rig.db import locate, schema
 from rig.db.records import content_hash, csv_rows, measurement_row, read_folder, sample_row
-from rig.db.store import Database, make_engine, migrate
+from rig.db.store import HEAD_REVISION, Database, head_revision, make_engine, migrate
 from tests.pg_server import PostgresServer
 from tests.run_factory import endurance_run, unfinished_run
 
@@ -379,6 +379,7 @@ def test_benches_marks_a_dead_sessions_row_stale(backend: Backend) -> None:
 
 
 def test_upgrade_in_place_from_the_first_schema(backend: Backend, tmp_path: Path) -> None:
+    assert head_revision() == HEAD_REVISION, "a new migration must update store.HEAD_REVISION"
     engine = make_engine(backend.url)
     migrate(engine, "0001")
     first = sa.MetaData()
