@@ -512,10 +512,17 @@ def emit(rows: list[dict[str, Any]], as_json: bool, as_csv: bool, table: Callabl
         import csv
 
         if rows:
-            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) else plain(v) for k, v in r.items()})
+            keys = list(rows[0])
+            # Only the columns that hold times or JSON need converting: thousands of rows stay quick.
+            special = {k for k in keys if any(isinstance(r[k], dt.datetime | dt.date | dict | list) for r in rows[:50])}
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(keys)
+            for key in special:  # column by column: thousands of rows stay quick (the rows are ours to change)
+                for r in rows:
+                    value = r[key]
+                    if value is not None:
+                        r[key] = json.dumps(value) if isinstance(value, dict | list) else plain(value)
+            writer.writerows([list(r.values()) for r in rows])
     else:
         from rig.display import console
 

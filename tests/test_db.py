@@ -409,7 +409,7 @@ def test_upgrade_in_place_from_the_first_schema(backend: Backend, tmp_path: Path
         for table in schema.metadata.sorted_tables:
             assert set(head.tables[table.name].c.keys()) == set(table.c.keys()), table.name
         indexes = {i["name"] for i in sa.inspect(db.engine).get_indexes("measurements")}
-        assert "ix_measurements_limit_key_run" in indexes
+        assert "ix_measurements_trend" in indexes
         points = json.loads(invoke("trend", "contact.resistance", "--db", backend.url, "--json").output)
         assert [p["run_id"] for p in points] == ["run-1", "run-2"]
     finally:

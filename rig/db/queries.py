@@ -2,8 +2,8 @@
 
 Each returns plain rows (dicts with times as aware UTC datetimes), so the commands can print a table,
 JSON or CSV from the same rows. The indexes they rely on: runs(dut_serial), runs(started),
-runs(rig_name), runs(operator), runs(outcome); measurements(run_pk, seq) and measurements(limit_key,
-run_pk).
+runs(rig_name), runs(operator), runs(outcome); measurements(run_pk, seq) and
+ix_measurements_trend (limit_key, run_pk, seq and the columns rig trend shows).
 """
 
 from __future__ import annotations
@@ -22,6 +22,26 @@ STALE_AFTER_S = 30.0  # a running session refreshes its bench row every 2 s; sil
 
 def _aware(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+
+
+TIMES = ("started", "ended", "since", "updated_at", "wall_time")
+
+
+def _fetch(db: Database, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    """Rows as dicts, times as aware UTC datetimes; lean per row, since ``rig trend`` returns thousands."""
+    with db.engine.connect() as connection:
+        result = connection.execute(query)
+        keys = list(result.keys())
+        rows = result.all()
+    times = [k for k in keys if k in TIMES]
+    out = []
+    for values in rows:
+        row = dict(zip(keys, values, strict=True))
+        for key in times:
+            if row[key] is not None:
+                row[key] = row[key].replace(tzinfo=dt.UTC)
+        out.append(row)
+    return out
 
 
 def _like(column: sa.ColumnElement[Any], pattern: str) -> sa.ColumnElement[bool]:
@@ -63,8 +83,7 @@ def list_runs(db: Database, *, dut: str | None = None, rig: str | None = None, s
     query = query.order_by(runs.c.started.desc(), runs.c.id.desc())
     if limit:
         query = query.limit(limit)
-    with db.engine.connect() as connection:
-        return [_aware(dict(r._mapping)) for r in connection.execute(query)]
+    return _fetch(db, query)
 
 
 MEASUREMENT_COLUMNS = (measurements.c.test, measurements.c.name, measurements.c.value, measurements.c.unit,
@@ -80,18 +99,19 @@ def history(db: Database, dut: str) -> list[dict[str, Any]]:
                        runs.c.outcome, *MEASUREMENT_COLUMNS)
              .select_from(joined).where(runs.c.dut_serial == dut)
              .order_by(runs.c.started, runs.c.id, measurements.c.seq))
-    with db.engine.connect() as connection:
-        return [_aware(dict(r._mapping)) for r in connection.execute(query)]
+    return _fetch(db, query)
 
 
 def trend(db: Database, limit_key: str, *, dut: str | None = None, rig: str | None = None,
           since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Every measurement against one profile limit, across runs, oldest first, with its limits."""
+    """Every measurement against one profile limit, across runs, oldest first, with its limits. Only the
+    columns of ``ix_measurements_trend`` are read from measurements, so the index alone answers."""
+    m = measurements
     query = (sa.select(runs.c.started, runs.c.run_id, runs.c.dut_serial.label("dut"), runs.c.rig_name.label("rig"),
-                       *MEASUREMENT_COLUMNS)
-             .select_from(measurements.join(runs, measurements.c.run_pk == runs.c.id))
-             .where(measurements.c.limit_key == limit_key)
-             .order_by(runs.c.started, runs.c.id, measurements.c.seq))
+                       m.c.name, m.c.value, m.c.unit, m.c.low, m.c.high, m.c.verdict)
+             .select_from(m.join(runs, m.c.run_pk == runs.c.id))
+             .where(m.c.limit_key == limit_key)
+             .order_by(runs.c.started, runs.c.id, m.c.seq))
     if dut:
         query = query.where(_like(runs.c.dut_serial, dut))
     if rig:
@@ -100,8 +120,7 @@ def trend(db: Database, limit_key: str, *, dut: str | None = None, rig: str | No
         query = query.where(runs.c.started >= _utc(since))
     if until is not None:
         query = query.where(runs.c.started < _utc(until))
-    with db.engine.connect() as connection:
-        return [_aware(dict(r._mapping)) for r in connection.execute(query)]
+    return _fetch(db, query)
 
 
 def limit_keys(db: Database) -> list[str]:

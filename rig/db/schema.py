@@ -78,7 +78,8 @@ measurements = sa.Table(
     sa.Column("time_s", sa.Float),
     sa.Column("wall_time", sa.DateTime),
     sa.UniqueConstraint("run_pk", "seq", name="uq_measurements_run_seq"),
-    sa.Index("ix_measurements_limit_key_run", "limit_key", "run_pk"),  # revision 0002 (rig trend)
+    # revision 0002: rig trend answers from this index alone (rig.db.queries.trend selects only these)
+    sa.Index("ix_measurements_trend", "limit_key", "run_pk", "seq", "name", "value", "unit", "low", "high", "verdict"),
 )
 
 samples = sa.Table(
