@@ -27,7 +27,15 @@ from typing import Any
 
 from rig.bench_identity import bench_key
 from rig.db import locate, schema
-from rig.db.records import content_hash, measurement_row, meta_children, run_row, sample_row, tests_of
+from rig.db.records import (
+    content_hash,
+    measurement_row,
+    meta_children,
+    read_meta,
+    run_row,
+    sample_row,
+    tests_of,
+)
 from rig.recorder import MEASUREMENT_COLUMNS, SAMPLE_HEAD, _cell, iso
 
 log = logging.getLogger("rig.db")
@@ -74,7 +82,6 @@ class RunFeed:
         self.dropped = 0
         self.samples_written = 0
         self.measurements_written = 0
-        self.complete = False
         self.started = time.time()
         self._thread = threading.Thread(target=self._work, name="results-db", daemon=True)
 
@@ -196,7 +203,8 @@ class RunFeed:
             self.pk = self.db.put_run(connection, self._run_row(), replace_children=True)
 
     def _run_row(self) -> dict[str, Any]:
-        meta = dict(self.recorder.metadata)
+        # run.json as the recorder last wrote it (atomically): never a dict another thread is changing.
+        meta = read_meta(Path(self.recorder.folder))
         return {**run_row(meta, self.recorder.folder, self.bench_key), "content_hash": None, "source": "live"}
 
     def _write(self, connection: Any, samples: list[tuple[Any, str]], measurements: list[Any]) -> None:
@@ -246,8 +254,8 @@ class RunFeed:
         self.db.put_bench(connection, row)
 
     def _finish(self) -> None:
-        meta = dict(self.recorder.metadata)
         folder = Path(self.recorder.folder)
+        meta = read_meta(folder)
         measured = [m.test for m in list(self.recorder.measurements)]
         with self.db.engine.begin() as connection:
             pk = self.db.put_run(connection, self._run_row(), replace_children=False)
@@ -266,7 +274,6 @@ class RunFeed:
             with self.db.engine.begin() as connection:
                 connection.execute(schema.runs.update().where(schema.runs.c.id == self.pk)
                                    .values(content_hash=content_hash(folder)))
-        self.complete = True
 
     def _reconcile(self, connection: Any, folder: Path) -> bool:
         """Check the stored samples against samples.csv, one by one. The test name is read a moment after
