@@ -477,3 +477,31 @@ def test_unreachable_database_at_start_the_run_goes_on_and_says_so_once(tmp_path
     assert "postgresql://rig@/lab" in proc.stdout and "rig sync" in proc.stdout
     folder = run_folder(tmp_path / "results")
     assert len(recorded(folder)["measurements"]) == 3, "the CSV is the record, whatever the database"
+
+
+def test_the_feeds_sample_rows_are_what_sync_makes_of_the_csv_line(tmp_path: Path) -> None:
+    """The feed builds a sample's row without formatting it to text; it must equal what ``rig sync`` reads
+    back from samples.csv: rounding, integers, protection text, an open thermocouple (NaN), errors."""
+    import random
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from instruments.errors import InstrumentError
+    from instruments.roles import SupplyReading
+    from rig.db.feed import RunFeed
+    from rig.recorder import SAMPLE_HEAD, RunRecorder
+    from rig.sampler import Sample
+    from tests.run_factory import IDLE, _columns, bench_sample, endurance_sample
+
+    columns = _columns(())
+    recorder = RunRecorder(tmp_path / "run", {"run_id": "r"}, columns, origin=3.25)
+    feed = RunFeed("sqlite://", SimpleNamespace(recorder=recorder), "key", print)
+    samples = [endurance_sample(100.0 + k * 1.2345, k * 7.1, random.Random(k)) for k in range(5)]
+    samples.append(bench_sample(200.0, replace(IDLE, contact_temp_dc_plus=float("nan")),
+                                {"psu_hv": SupplyReading(1000.123456789, 0.01, True, "OVP")}, {}))
+    timeout = InstrumentError("psu_hc1", "timeout after 0.5 s")
+    samples.append(Sample(201.0, 1.7e9, samples[0].readings, {"psu_hc1": timeout}))
+    header = [*SAMPLE_HEAD, *columns, "errors"]
+    for sample in samples:
+        assert feed._sample_row(sample, "t") == sample_row(header, feed._sample_cells(sample, "t"))
+    recorder.finish("passed")

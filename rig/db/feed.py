@@ -16,6 +16,7 @@ that ``rig sync`` then leaves the run alone.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import queue
@@ -28,15 +29,17 @@ from typing import Any
 from rig.bench_identity import bench_key
 from rig.db import locate, schema
 from rig.db.records import (
+    cell,
     content_hash,
     measurement_row,
     meta_children,
     read_meta,
     run_row,
-    sample_row,
     tests_of,
+    utc,
 )
-from rig.recorder import MEASUREMENT_COLUMNS, SAMPLE_HEAD, _cell, iso
+from rig.recorder import MEASUREMENT_COLUMNS, _cell, iso
+from rig.sampler import row
 
 log = logging.getLogger("rig.db")
 
@@ -209,9 +212,8 @@ class RunFeed:
 
     def _write(self, connection: Any, samples: list[tuple[Any, str]], measurements: list[Any]) -> None:
         rows = []
-        header = [*SAMPLE_HEAD, *self.recorder.columns, "errors"]
         for sample, test in samples:
-            rows.append({**sample_row(header, self._sample_cells(sample, test)), "seq": self.samples_written})
+            rows.append({**self._sample_row(sample, test), "seq": self.samples_written})
             self.samples_written += 1
         self.db.insert(connection, schema.samples, self.pk, rows)
         rows = []
@@ -220,10 +222,29 @@ class RunFeed:
             self.measurements_written += 1
         self.db.insert(connection, schema.measurements, self.pk, rows)
 
-    def _sample_cells(self, sample: Any, test: str) -> list[str]:
-        """The samples.csv line ``rig.recorder`` writes for this sample."""
-        from rig.sampler import row
+    def _sample_row(self, sample: Any, test: str) -> dict[str, Any]:
+        """The ``samples`` row that ``rig sync`` makes of this sample's line in samples.csv (the values
+        rounded as the recorder writes them, ``records.cell`` applied), built without the text in between:
+        this runs for every sample and its CPU time is taken from the session's threads."""
+        values = row(sample)
+        data: dict[str, Any] = {}
+        for column in self.recorder.columns:
+            value = values.get(column)
+            if value is None or value == "":
+                continue
+            if isinstance(value, float):
+                data[column] = cell(f"{value:.6g}") if not math.isfinite(value) else float(f"{value:.6g}")
+            elif isinstance(value, int):
+                data[column] = float(value)
+            else:
+                data[column] = cell(str(value))
+        errors = "; ".join(str(e) for e in sample.errors.values())
+        return {"time_s": float(f"{sample.time_s - self.recorder.origin:.3f}"), "wall_time": utc(iso(sample.wall_time)),
+                "test": test, "data": data, "errors": errors or None}
 
+    def _sample_cells(self, sample: Any, test: str) -> list[str]:
+        """The samples.csv line ``rig.recorder`` writes for this sample (``tests/test_db.py`` checks that
+        ``_sample_row`` equals ``sample_row`` of it)."""
         values = row(sample)
         errors = "; ".join(str(e) for e in sample.errors.values())
         return [f"{sample.time_s - self.recorder.origin:.3f}", iso(sample.wall_time), test,

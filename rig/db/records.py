@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,11 +49,13 @@ def number(text: str | None) -> float | None:
 
 
 def cell(text: str) -> float | str:
-    """A samples.csv cell: a number when it reads as one (1, 0.5, 1.2e+09), else the text."""
+    """A samples.csv cell: a number when it reads as a finite one (1, 0.5, 1.2e+09), else the text ("nan"
+    stays text: JSON, and PostgreSQL's jsonb, have no NaN)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return text
+    return value if math.isfinite(value) else text
 
 
 def content_hash(folder: Path) -> str:
