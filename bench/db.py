@@ -5,7 +5,8 @@
 adjacent pairs of rounds without and with the session's database feed (``rig.db.feed.RunFeed``: a writer
 thread, a bounded queue, samples in batches). The figure is the median over the pairs of the sampler's
 rate with the feed over its rate without (goal >= 0.95: at most 5 % slower). Beside it, the writer
-thread's own CPU time per sample (from /proc), which the machine's load does not blur.
+thread's own CPU time per sample while the round runs (from /proc; opening the database and the end of
+the run are not counted), which the machine's load does not blur.
 ``db_samples_per_s_sqlite`` / ``..._postgresql``: samples per second that reached the database during
 those rounds (the note says whether every sample of the rounds was stored).
 
@@ -37,6 +38,7 @@ from typing import Any
 from bench import Figure
 
 SAMPLER_GOAL = 0.95
+FLUSH_S = 1.1  # rig.db.feed.FLUSH_S and a margin
 QUERY_GOAL_S = 0.5
 LIMIT_KEYS = 60
 
@@ -105,6 +107,7 @@ class Session:
             assert time.monotonic() < deadline, "the feed never opened its database"
             time.sleep(0.05)  # the feed opens (and migrates) its database on its own thread: not timed
         time.sleep(0.2)
+        cpu0 = thread_cpu_s(feed._thread.native_id) if feed is not None else 0.0
         n0, t0 = self.rig.sampler.count, time.perf_counter()
         self.rig.listeners += listeners
         time.sleep(seconds)
@@ -112,13 +115,15 @@ class Session:
             self.rig.listeners.remove(listener)
         rate = (self.rig.sampler.count - n0) / (time.perf_counter() - t0)
         out = {"rate": rate, "recorded": recorder.sample_count}
+        if feed is not None:
+            time.sleep(FLUSH_S)  # the last batch of the round is written
+            out["writer_cpu_s"] = thread_cpu_s(feed._thread.native_id) - cpu0
         recorder.finish("passed")
         if feed is not None:
-            cpu = thread_cpu_s(feed._thread.native_id)
             t1 = time.perf_counter()
             feed.finish()
             out |= {"stored": feed.samples_written, "finish_s": time.perf_counter() - t1,
-                    "failed": feed.failed, "dropped": feed.dropped, "writer_cpu_s": cpu}
+                    "failed": feed.failed, "dropped": feed.dropped}
         return out
 
     def close(self) -> None:
