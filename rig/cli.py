@@ -625,6 +625,7 @@ def runs(results: Path, rig_file: Path | None, db_url: str | None, dut: str | No
             counts = r["counts"] or {}
             tests = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
             notes = [n for n, on in (("simulated", r["simulated"]), ("expired calibration", r["calibration_expired"]),
+                                     ("not finished (killed?)", not r["finished"]),
                                      ("partial in database: rig sync", not r["complete"])) if on]
             style = "green" if r["outcome"] == "passed" else "bold red"
             t.add_row(_local(r["started"]), r["run_id"], r["dut"] or "", str(r["tier_v"] or ""), r["rig"] or "",

@@ -262,8 +262,8 @@ class RunFeed:
             "host": platform.node(), "pid": os.getpid(), "run_id": self.recorder.metadata.get("run_id"),
             "dut_serial": self.run.dut.serial, "test": self.recorder.test or None,
         }
-        if state is not None:
-            row["state"] = state
+        # Between the start and the end the state is the rig's own: tripped until the next test re-arms it.
+        row["state"] = state if state is not None else ("tripped" if self.run.rig.trip else "running")
         if state == "running":
             from rig.db.store import now_utc
 
