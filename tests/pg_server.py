@@ -8,6 +8,7 @@ missing, so these tests run in CI rather than skip.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
@@ -39,6 +40,7 @@ class PostgresServer:
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self._run(self.initdb, "-D", str(self.data), "-A", "trust", "-U", "rig", "-E", "UTF8", "--no-sync")
         self.databases = 0
+        atexit.register(self.close)  # a server is never left behind, even if the caller forgets to close it
 
     def _run(self, *args: str) -> None:
         subprocess.run([*self.as_user, *args], check=True, capture_output=True, text=True, timeout=120)
@@ -66,6 +68,7 @@ class PostgresServer:
         return self.url(name)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder.exists():
+            with contextlib.suppress(Exception):
+                self.stop()
+            shutil.rmtree(self.folder, ignore_errors=True)
