@@ -15,6 +15,9 @@ each one is taken). One module per figure:
   ``suite_wall_s``, ``cli_help_s``)
 - ``bench.recorder_memory``: RSS growth over one million recorded samples (``rss_growth_mb_1m_samples``,
   ``recorder_samples_per_s``)
+- ``bench.db``: the results database: the sampler's rate with the session's database feed over without
+  (``db_sampler_ratio_sqlite``, ``..._postgresql``), samples stored per second (``db_samples_per_s_*``),
+  ``rig history`` / ``rig trend`` on 10 000 runs x 60 measurements (``history_wall_s_*``, ``trend_wall_s_*``)
 
 Shared pieces: ``bench.specs`` (the simulated benches used), ``bench.simproc`` (a simulated bench in its
 own process), ``bench.hand_loop`` (the plain pyvisa + pymodbus baseline), ``bench.machine``.
@@ -100,4 +103,12 @@ FIGURES = (
     "cli_help_s",
     "rss_growth_mb_1m_samples",
     "recorder_samples_per_s",
+    "db_sampler_ratio_sqlite",
+    "db_samples_per_s_sqlite",
+    "db_sampler_ratio_postgresql",
+    "db_samples_per_s_postgresql",
+    "history_wall_s_sqlite",
+    "trend_wall_s_sqlite",
+    "history_wall_s_postgresql",
+    "trend_wall_s_postgresql",
 )

@@ -32,6 +32,9 @@ MODULES = {
     "trip": ("trip_latency_ms", "trip_latency_periods", "trip_latency_ms_no_gap"),
     "cli_runs": ("endurance_1h_wall_s", "suite_wall_s", "cli_help_s"),
     "recorder_memory": ("rss_growth_mb_1m_samples", "recorder_samples_per_s"),
+    "db": ("db_sampler_ratio_sqlite", "db_samples_per_s_sqlite", "db_sampler_ratio_postgresql",
+           "db_samples_per_s_postgresql", "history_wall_s_sqlite", "trend_wall_s_sqlite",
+           "history_wall_s_postgresql", "trend_wall_s_postgresql"),
 }
 assert sorted(n for names in MODULES.values() for n in names) == sorted(FIGURES)
 

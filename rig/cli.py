@@ -539,3 +539,415 @@ def report(run_dir: Path, no_html: bool) -> None:
             out.print(f"plot:   {image}", highlight=False)
     if run_data.count("FAIL") or run_data.outcome not in ("passed",):
         sys.exit(1)
+
+
+# --- the results database: rig sync, runs, history, trend, benches ------------------------------------
+
+
+def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the results database is: --db URL, else $RIG_DATABASE_URL, else the rig config's
+    [database] url_env, else RESULTS/rig.sqlite."""
+    func = click.option("--db", "db_url", metavar="URL",
+                        help="Database URL, e.g. postgresql://rig@labdb/results [default: $RIG_DATABASE_URL, "
+                        "the rig config's [database] url_env, else RESULTS/rig.sqlite].")(func)
+    func = click.option("--rig", "rig_file", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Rig config whose [database] url_env names the lab database.")(func)
+    func = click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+                        show_default=True, help="Results folder (holds the embedded database rig.sqlite).")(func)
+    return func
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (for Excel, pandas).")(func)
+    func = click.option("--json", "as_json", is_flag=True, help="JSON on stdout (for scripts, pandas).")(func)
+    return func
+
+
+def open_results_db(results: Path, rig_file: Path | None, db_url: str | None, create: bool = False) -> Any:
+    """The results database, upgraded in place; a one-line error (exit 2) when there is none to open.
+    An embedded (SQLite) database is only created by ``create`` (rig sync), not by a question."""
+    from rig.config import load_config
+    from rig.db import locate
+
+    where = locate(results, load_config(rig_file) if rig_file else None, db_url)
+    if where.url is None:
+        raise RigClickError(f"no results database: {where.origin}", EXIT_USAGE)
+    if not create and where.url.startswith("sqlite:///") and not Path(where.url[len("sqlite:///"):]).exists():
+        raise RigClickError(f"no results database at {where.url[len('sqlite:///'):]} (rig run creates it, rig sync "
+                            "imports runs recorded before it; --results DIR or --db URL names another)", EXIT_USAGE)
+    try:
+        from rig.db.store import Database, display_url
+
+        return Database(where.url)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RigClickError(f"results database {display_url(where.url)}: {first}", EXIT_USAGE) from None
+
+
+def _when(value: str | None, end_of_day: bool = False) -> Any:
+    """YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] in local time (a bare date as --until includes that day)."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date such as 2026-03-01 or 2026-03-01T14:00, got {value!r}") from None
+    if end_of_day and len(value) <= 10:
+        when += dt.timedelta(days=1)
+    return when if when.tzinfo else when.astimezone()
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, as_csv: bool, table: Callable[[], Any]) -> None:
+    """Rows as JSON, CSV or a rich table (built by ``table``)."""
+    import datetime as dt
+    import json
+
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+
+    def plain(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
+
+    if as_json:
+        click.echo(json.dumps([{k: plain(v) for k, v in r.items()} for r in rows], indent=1, default=str))
+    elif as_csv:
+        import csv
+
+        if rows:
+            keys = list(rows[0])
+            # Only the columns that hold times or JSON need converting: thousands of rows stay quick.
+            special = {k for k in keys if any(isinstance(r[k], dt.datetime | dt.date | dict | list) for r in rows[:50])}
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(keys)
+            for key in special:  # column by column: thousands of rows stay quick (the rows are ours to change)
+                for r in rows:
+                    value = r[key]
+                    if value is not None:
+                        r[key] = json.dumps(value) if isinstance(value, dict | list) else plain(value)
+            writer.writerows([list(r.values()) for r in rows])
+    else:
+        from rig.display import console
+
+        console().print(table())
+
+
+def _local(when: Any) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M") if when is not None else ""
+
+
+def _window(low: float | None, high: float | None, unit: str) -> str:
+    from rig.display import engineering
+
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f">= {engineering(low, unit)}" if low is not None else ""
+    if low is None:
+        return f"<= {engineering(high, unit)}"
+    return f"{engineering(low, unit)} .. {engineering(high, unit)}"
+
+
+@main.command()
+@click.argument("results_dir", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--db", "db_url", metavar="URL", help="Database URL [default: $RIG_DATABASE_URL, the rig "
+              "config's [database] url_env, else RESULTS_DIR/rig.sqlite].")
+@click.option("--rig", "rig_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rig config whose [database] url_env names the lab database.")
+@one_line_errors
+def sync(results_dir: Path | None, db_url: str | None, rig_file: Path | None) -> None:
+    """Upload to the results database every run folder it does not hold whole.
+
+    RESULTS_DIR is a folder of runs or one run folder [default: results]. A run is identified by its
+    id and the hash of its files: one already stored is left alone (syncing twice changes nothing), one
+    that is missing or incomplete (the database was unreachable during the run) is written whole.
+    Folders recorded before the database existed import the same way.
+
+    \b
+    Examples:
+      rig sync                                   results/ into results/rig.sqlite (or the lab database)
+      RIG_DATABASE_URL=postgresql://rig@labdb/results rig sync /mnt/old-runs
+    """
+    from rig.db.sync import run_folders
+    from rig.db.sync import sync as sync_runs
+
+    results_dir = results_dir or Path("results")
+    folders = run_folders(results_dir)
+    home = results_dir.parent if folders == [results_dir] else results_dir
+    db = open_results_db(home, rig_file, db_url, create=True)
+    try:
+        result = sync_runs(db, folders, progress=lambda what, run_id: click.echo(f"{what:8} {run_id}"))
+    finally:
+        db.close()
+    for folder, reason in result.skipped:
+        click.echo(f"skipped  {folder}: {reason}")
+    click.echo(f"{db.name}: {len(result.added)} added, {len(result.updated)} completed, "
+               f"{len(result.unchanged)} already stored ({result.samples} samples written)")
+
+
+@main.command()
+@database_options
+@click.option("--dut", metavar="SERIAL", help="Only this DUT serial (* matches anything: 'LOT7-*').")
+@click.option("--rig-name", "rig_name", metavar="NAME", help="Only runs on this rig (its [rig] name; * allowed).")
+@click.option("--since", metavar="DATE", help="Runs started on or after, e.g. 2026-03-01.")
+@click.option("--until", metavar="DATE", help="Runs started before the end of this day (or before this time).")
+@click.option("--outcome", type=click.Choice(["passed", "failed", "tripped", "interrupted", "error", "running"]),
+              help="Only runs with this outcome.")
+@click.option("--operator", metavar="NAME", help="Only runs by this operator (* allowed).")
+@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
+              help="At most this many runs, newest first (0: all).")
+@output_options
+@one_line_errors
+def runs(results: Path, rig_file: Path | None, db_url: str | None, dut: str | None, rig_name: str | None,
+         since: str | None, until: str | None, outcome: str | None, operator: str | None, limit: int,
+         as_json: bool, as_csv: bool) -> None:
+    """List runs from the results database, newest first.
+
+    \b
+    Examples:
+      rig runs --dut 'LOT7-*' --outcome failed
+      rig runs --since 2026-03-01 --rig-name "NACS bench 1" --csv > runs.csv
+    """
+    from rich.table import Table
+
+    from rig.db.queries import list_runs
+
+    db = open_results_db(results, rig_file, db_url)
+    try:
+        rows = list_runs(db, dut=dut, rig=rig_name, since=_when(since), until=_when(until, end_of_day=True),
+                         outcome=outcome, operator=operator, limit=limit or None)
+    finally:
+        db.close()
+
+    def table() -> Table:
+        t = Table(title=f"{len(rows)} run(s) in {db.name}")
+        for column in ("started", "run", "DUT", "tier", "rig", "operator", "outcome", "tests", "measurements",
+                       "notes"):
+            t.add_column(column)
+        for r in rows:
+            counts = r["counts"] or {}
+            tests = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+            notes = [n for n, on in (("simulated", r["simulated"]), ("expired calibration", r["calibration_expired"]),
+                                     ("not finished (killed?)", not r["finished"]),
+                                     ("partial in database: rig sync", not r["complete"])) if on]
+            style = "green" if r["outcome"] == "passed" else "bold red"
+            t.add_row(_local(r["started"]), r["run_id"], r["dut"] or "", str(r["tier_v"] or ""), r["rig"] or "",
+                      r["operator"] or "", f"[{style}]{r['outcome']}[/]", tests,
+                      f"{r['measurements']} ({r['failed_measurements']} FAIL)" if r["failed_measurements"]
+                      else str(r["measurements"]), "; ".join(notes))
+        return t
+
+    emit(rows, as_json, as_csv, table)
+
+
+@main.command()
+@click.argument("dut")
+@database_options
+@output_options
+@one_line_errors
+def history(dut: str, results: Path, rig_file: Path | None, db_url: str | None, as_json: bool, as_csv: bool) -> None:
+    """Every run and every measurement of one DUT serial, oldest first.
+
+    \b
+    Example:
+      rig history INLET-42
+      rig history INLET-42 --csv > inlet-42.csv
+    """
+    from rig.db.queries import history as dut_history
+    from rig.display import engineering
+
+    db = open_results_db(results, rig_file, db_url)
+    try:
+        rows = dut_history(db, dut)
+    finally:
+        db.close()
+    if not rows and not (as_json or as_csv):
+        click.echo(f"no run of DUT {dut} in {db.name}")
+        return
+
+    if as_json or as_csv:
+        emit(rows, as_json, as_csv, lambda: None)
+        return
+    # A DUT's history is hundreds of lines: plain aligned columns print at once where a rich table takes
+    # a second to lay out.
+    lines, previous = [], None
+    for r in rows:
+        first = r["run_id"] != previous
+        previous = r["run_id"]
+        lines.append([r["run_id"] if first else "", _local(r["started"]) if first else "",
+                      (r["outcome"] or "") if first else "", (r["test"] or "").split("::")[-1], r["name"] or "",
+                      engineering(r["value"], r["unit"] or "") if r["value"] is not None else "",
+                      _window(r["low"], r["high"], r["unit"] or ""), r["verdict"] or ""])
+    click.echo(f"DUT {dut}: {len({r['run_id'] for r in rows})} run(s), {sum(r['name'] is not None for r in rows)} "
+               f"measurement(s) in {db.name}")
+    aligned_columns(("run", "started", "outcome", "test", "measurement", "value", "limits", "verdict"), lines)
+
+
+def aligned_columns(headers: tuple[str, ...], lines: list[list[str]]) -> None:
+    """Plain left-aligned columns; verdicts and outcomes in colour on a terminal."""
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(headers)]
+    colour = sys.stdout.isatty()
+
+    def cell(text: str, width: int) -> str:
+        padded = text.ljust(width)
+        if colour and text in ("PASS", "passed"):
+            return click.style(padded, fg="green")
+        if colour and text in ("FAIL", "failed", "tripped", "error", "interrupted"):
+            return click.style(padded, fg="red", bold=True)
+        return padded
+
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(cell(c, w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    click.echo("\n".join(out))
+
+
+@main.command()
+@click.argument("limit_key")
+@database_options
+@click.option("--dut", metavar="SERIAL", help="Only this DUT serial (* allowed).")
+@click.option("--rig-name", "rig_name", metavar="NAME", help="Only runs on this rig (* allowed).")
+@click.option("--since", metavar="DATE", help="Runs started on or after this day.")
+@click.option("--until", metavar="DATE", help="Runs started up to the end of this day.")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write the plot (with limits) here.")
+@click.option("--all", "show_all", is_flag=True, help="Table of every point [default: the last 20].")
+@output_options
+@one_line_errors
+def trend(limit_key: str, results: Path, rig_file: Path | None, db_url: str | None, dut: str | None,
+          rig_name: str | None, since: str | None, until: str | None, png: Path | None, show_all: bool,
+          as_json: bool, as_csv: bool) -> None:
+    """One measurement across runs, with its limits: every value recorded against profile limit LIMIT_KEY.
+
+    \b
+    Examples:
+      rig trend endurance.temperature_rise --since 2026-03-01 --png rise.png
+      rig trend contact.resistance --dut 'LOT7-*' --csv > lot7.csv
+    """
+    from rich.table import Table
+
+    from rig.db.queries import limit_keys
+    from rig.db.queries import trend as limit_trend
+    from rig.display import engineering
+
+    db = open_results_db(results, rig_file, db_url)
+    try:
+        rows = limit_trend(db, limit_key, dut=dut, rig=rig_name, since=_when(since),
+                           until=_when(until, end_of_day=True))
+        known = limit_keys(db) if not rows else []
+    finally:
+        db.close()
+    if not rows and not (as_json or as_csv):
+        hint = f" (limit keys stored: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''})" if known else ""
+        raise RigClickError(f"no measurement against limit {limit_key} in {db.name}{hint}", EXIT_USAGE)
+    if png is not None and rows:
+        trend_plot(rows, limit_key, png)
+
+    def table() -> Table:
+        values = [r["value"] for r in rows if r["value"] is not None]
+        unit = rows[-1]["unit"] or ""
+        fails = sum(r["verdict"] == "FAIL" for r in rows)
+        shown = rows if show_all else rows[-20:]
+        title = (f"{limit_key}: {len(rows)} value(s) in {len({r['run_id'] for r in rows})} run(s), "
+                 f"{engineering(min(values), unit)} .. {engineering(max(values), unit)}, "
+                 f"mean {engineering(sum(values) / len(values), unit)}, {fails} FAIL"
+                 + ("" if show_all or len(rows) <= 20 else f"; last {len(shown)} shown (--all for every one)"))
+        t = Table(title=title)
+        for column in ("started", "run", "DUT", "rig", "measurement", "value", "limits", "verdict"):
+            t.add_column(column)
+        for r in shown:
+            verdict = r["verdict"] or ""
+            t.add_row(_local(r["started"]), r["run_id"], r["dut"] or "", r["rig"] or "", r["name"],
+                      engineering(r["value"], r["unit"] or "") if r["value"] is not None else "",
+                      _window(r["low"], r["high"], r["unit"] or ""),
+                      f"[{'green' if verdict == 'PASS' else 'bold red'}]{verdict}[/]")
+        return t
+
+    emit(rows, as_json, as_csv, table)
+    if png is not None and rows and not (as_json or as_csv):
+        click.echo(f"plot: {png}")
+
+
+def trend_plot(rows: list[dict[str, Any]], limit_key: str, path: Path) -> None:
+    """Values against run start time, one series per measurement name, the limits as step lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    unit = rows[-1]["unit"] or ""
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    for name in names:
+        points = [r for r in rows if r["name"] == name and r["value"] is not None]
+        ax.plot([r["started"] for r in points], [r["value"] for r in points], "o-", ms=3, lw=0.8, label=name)
+        failed = [r for r in points if r["verdict"] == "FAIL"]
+        if failed:
+            ax.plot([r["started"] for r in failed], [r["value"] for r in failed], "x", color="red", ms=7)
+    for bound, label in (("low", "low limit"), ("high", "high limit")):
+        if any(r[bound] is not None for r in rows):
+            ax.step([r["started"] for r in rows], [r[bound] for r in rows], where="post", color="firebrick",
+                    ls="--", lw=1.2, label=label)
+    ax.set_title(f"{limit_key} across {len({r['run_id'] for r in rows})} run(s)")
+    ax.set_ylabel(unit)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@main.command()
+@database_options
+@click.option("--stale-after", type=click.FloatRange(min=1), default=30.0, show_default=True, metavar="S",
+              help="A bench whose session has not updated its row for this many seconds is shown STALE.")
+@output_options
+@one_line_errors
+def benches(results: Path, rig_file: Path | None, db_url: str | None, stale_after: float, as_json: bool,
+            as_csv: bool) -> None:
+    """Every bench of the lab and who holds it: owner, DUT, test, state, hottest contact, since when.
+
+    A running session refreshes its bench's row every 2 s; a row not refreshed for --stale-after
+    seconds belongs to a session that died (or lost the database) and is shown STALE.
+
+    \b
+    Example:
+      RIG_DATABASE_URL=postgresql://rig@labdb/results rig benches
+    """
+    from rich.table import Table
+
+    from rig.db.queries import list_benches
+
+    db = open_results_db(results, rig_file, db_url)
+    try:
+        rows = list_benches(db, stale_after)
+    finally:
+        db.close()
+
+    def age(seconds: float | None) -> str:
+        if seconds is None:
+            return "never"
+        for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+            if seconds >= size:
+                return f"{seconds / size:.0f} {unit} ago"
+        return f"{seconds:.0f} s ago"
+
+    def table() -> Table:
+        t = Table(title=f"{len(rows)} bench(es) in {db.name}")
+        for column in ("rig", "state", "owner", "DUT", "test", "hottest", "since", "last update"):
+            t.add_column(column)
+        for r in rows:
+            state = "STALE (session gone?)" if r["stale"] else r["state"]
+            if r["state"] == "free" and r["outcome"]:
+                state = f"free (last run {r['outcome']})"
+            style = "bold red" if r["stale"] or r["state"] == "tripped" else ("green" if r["state"] == "free"
+                                                                             else "yellow")
+            hottest = f"{r['hottest_c']:.1f} °C {r['hottest_contact']}" if r["hottest_c"] is not None else ""
+            t.add_row(f"{r['rig_name']} [{r['bench_key']}]", f"[{style}]{state}[/]", f"{r['owner']}@{r['host']}",
+                      r["dut_serial"] or "", (r["test"] or "").split("::")[-1], hottest, _local(r["since"]),
+                      age(r["age_s"]))
+        return t
+
+    emit(rows, as_json, as_csv, table)

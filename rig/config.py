@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
@@ -81,6 +82,7 @@ class RigConfig:
     safety: SafetyConfig
     time_scale: float = 1.0  # > 1 only for a simulated bench
     simulated: bool = False  # a simulated bench (`rig sim --write-config` says so): reports mark it
+    database_url_env: str | None = None  # [database] url_env: the env variable holding the lab's database URL
 
     @property
     def fixture(self) -> InstrumentConfig:
@@ -167,7 +169,7 @@ class _Reader:
 
 def parse_config(data: Mapping[str, Any], source: str, sha256: str = "") -> RigConfig:
     top = _Reader(source, data, "")
-    top.only("rig", "safety", "instruments", "paths")
+    top.only("rig", "safety", "instruments", "paths", "database")
     rig = top.table_of("rig")
     rig.only("name", "time_scale", "simulated")
     simulated = rig.table.get("simulated", False)
@@ -188,6 +190,7 @@ def parse_config(data: Mapping[str, Any], source: str, sha256: str = "") -> RigC
         safety=safety,
         time_scale=rig.number("time_scale", 1.0, maximum=1e6),
         simulated=simulated,
+        database_url_env=_parse_database(top.table_of("database", required=False)),
     )
 
 
@@ -205,6 +208,17 @@ SAFETY_RANGES: dict[str, tuple[float, float]] = {
     "contactor_timeout": (0.0, 60.0),
     "sample_period": (0.0, 3600.0),
 }
+
+
+def _parse_database(t: _Reader) -> str | None:
+    """``[database] url_env = "NAME"``: the URL itself (with its password) stays out of the file."""
+    t.only("url_env")
+    if not t.has("url_env"):
+        return None
+    name = t.string("url_env")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise t.fail("url_env", "the name of an environment variable (letters, digits, _), not a URL", name)
+    return name
 
 
 def _parse_safety(t: _Reader) -> SafetyConfig:

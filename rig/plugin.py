@@ -134,6 +134,7 @@ class RigRun:
     not_applicable: set[str] = field(default_factory=set)
     refused: bool = False  # the pre-flight stopped the run
     _stopped_rig: bool = False
+    results_db: Any = None  # rig.db.feed.RunFeed: rows into the results database as the run goes
     _log_handler: logging.Handler | None = None
 
     @classmethod
@@ -200,6 +201,7 @@ class RigRun:
         from instruments.sim.bench import SimulatedBench
         from rig.bench_lock import Owner
         from rig.clock import Clock
+        from rig.db.feed import RunFeed  # imported before the sampler starts: attaching it must take no time
         from rig.errors import EXIT_BUSY, BenchBusy
         from rig.limits import effective_limits
         from rig.recorder import RunRecorder, check_room
@@ -230,7 +232,10 @@ class RigRun:
             logging.getLogger(name).setLevel(logging.INFO)
         self._refuse_prompts_without_operator()
         self._refuse_expired_calibration(rig_config)
-        self.rig.listeners.append(self._on_rig_event)  # from the first sample on: record, and see trips
+        # From the first sample on: record, see trips, and feed the results database (rig.db: an index
+        # beside the CSV files, fed from a thread of its own; both listeners see exactly the same samples).
+        self.results_db = RunFeed.start_for(self, rig_config)
+        self.rig.listeners += [self._on_rig_event, *([self.results_db.on_rig_event] if self.results_db else [])]
         try:
             self.rig.open()
         except BenchBusy as exc:  # another PC's session holds the fixture: stop the whole run, once
@@ -448,6 +453,8 @@ class RigRun:
                 self.recorder.finish(self.outcome(session.exitstatus), counts=dict(self.counts), faults=self.faults,
                                      stopped=self.stopped, exit_status=code,
                                      pytest_exit_status=int(session.exitstatus))
+        if self.results_db is not None:
+            self.results_db.finish()
         try:
             return (yield)
         except OSError as exc:  # junit.xml on a full or read-only disk: the record failed, not the bench
@@ -649,6 +656,8 @@ class Checker:
             confidence=limit.confidence, time_s=self.run.rig.clock.now(), wall_time=time.time(),
         )
         self.run.recorder.write_measurement(m)
+        if self.run.results_db is not None:
+            self.run.results_db.measurement(m)
         self.results.append(m)
         return m
 

@@ -19,7 +19,7 @@ def rig_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str
     proc = subprocess.run([sys.executable, "-m", "rig", "run", "--sim", "--plain", "--yes", "--results", str(results),
                            *args],
                           capture_output=True, text=True, timeout=300)
-    folders = sorted(results.iterdir()) if results.exists() else []
+    folders = sorted(p for p in results.iterdir() if p.is_dir()) if results.exists() else []
     return proc, (folders[-1] if folders else results)
 
 
