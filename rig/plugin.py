@@ -453,14 +453,15 @@ class RigRun:
                 self.recorder.finish(self.outcome(session.exitstatus), counts=dict(self.counts), faults=self.faults,
                                      stopped=self.stopped, exit_status=code,
                                      pytest_exit_status=int(session.exitstatus))
-        if self.results_db is not None:
-            self.results_db.finish()
         try:
             return (yield)
         except OSError as exc:  # junit.xml on a full or read-only disk: the record failed, not the bench
             self.exit_code = EXIT_SAFETY
             self._stop_run(f"cannot record {exc.filename}: {exc.strerror or exc}", EXIT_SAFETY)
             return None
+        finally:
+            if self.results_db is not None:  # last: the database indexes the folder as it is left (junit.xml too)
+                self.results_db.finish()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.stop()  # a last net: the session's own teardown may have been skipped by an error

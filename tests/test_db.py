@@ -170,7 +170,7 @@ def assert_database_holds(url: str, folder: Path) -> dict[str, Any]:
 @pytest.mark.slow
 def test_whole_simulated_run_lands_live(backend: Backend, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    proc = rig_cli("run", "--sim", "--plain", "--dut", "DB-WHOLE", "--tier", "1000", "--results", str(results),
+    proc = rig_cli("run", "--sim", "--plain", "--yes", "--dut", "DB-WHOLE", "--tier", "1000", "--results", str(results),
                    env={"RIG_DATABASE_URL": backend.url})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "results database" not in proc.stdout + proc.stderr, "no complaint when the database is there"
@@ -470,7 +470,7 @@ def test_read_folder_is_what_sync_stores(tmp_path: Path) -> None:
 
 def test_unreachable_database_at_start_the_run_goes_on_and_says_so_once(tmp_path: Path) -> None:
     missing = tmp_path / "no-server-here"
-    proc = rig_cli("run", "--sim", "--plain", "--dut", "DB-NONE", "-k", "proximity", "--results",
+    proc = rig_cli("run", "--sim", "--plain", "--yes", "--dut", "DB-NONE", "-k", "proximity", "--results",
                    str(tmp_path / "results"), env={"RIG_DATABASE_URL": f"postgresql://rig@/lab?host={missing}"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("results database unreachable") == 1, proc.stdout
