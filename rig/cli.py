@@ -234,8 +234,10 @@ def sim(time_scale: float, host: str, port_base: int, write_config: Path | None,
         for name, server in bench.servers.items():
             click.echo(f"{name:10} {server.resource}")
         click.echo(f"{'inlet':10} {bench.fixture.resource} (unit 1)")
-        if write_config:
-            write_config.write_text(bench.config_toml())
+        if write_config:  # atomically: a reader that sees the file sees all of it
+            partial = write_config.with_name(write_config.name + ".partial")
+            partial.write_text(bench.config_toml())
+            partial.replace(write_config)
             click.echo(f"rig config written to {write_config}")
         click.echo(f"simulated bench running at time scale {time_scale:g}; Ctrl-C to stop", err=True)
         threading.Event().wait()
