@@ -32,6 +32,10 @@ class WrongInstrument(InstrumentError):
     """Something answered at the address, but not the model the driver expects."""
 
 
+class FixtureClaimed(InstrumentError):
+    """The inlet fixture is owned by another session (register map v2 claim): this one must not drive it."""
+
+
 class InstrumentFault(InstrumentError):
     """The instrument did not behave: the bench state is in doubt."""
 

@@ -124,12 +124,13 @@ class ModbusTransport:
     def read_holding(self, address: int, count: int, *, retry: bool = True) -> list[int]:
         return self._read("read_holding_registers", address, count, retry)
 
-    def write_registers(self, address: int, values: list[int]) -> None:
-        """Write one or more holding registers. Never retried: a lost reply leaves its fate unknown."""
+    def write_registers(self, address: int, values: list[int], what: str | None = None) -> None:
+        """Write one or more holding registers. Never retried: a lost reply leaves its fate unknown.
+        ``what`` names the command in errors (default: the address and values)."""
         if len(values) == 1:
-            self._request("write_register", address, values[0], what=f"write {address}={values[0]}")
+            self._request("write_register", address, values[0], what=what or f"write {address}={values[0]}")
         else:
-            self._request("write_registers", address, values, what=f"write {address}..={values}")
+            self._request("write_registers", address, values, what=what or f"write {address}..={values}")
 
     def _read(self, function: str, address: int, count: int, retry: bool) -> list[int]:
         what = f"{function.replace('_', ' ')} {address}+{count}"

@@ -400,6 +400,11 @@ class FixtureReading:
     path: int
     shutdown_current_ms: float | None = None
     shutdown_voltage_ms: float | None = None
+    #: Ownership (map v2): the holder's claim tag (None when unclaimed), how long it has held it, and
+    #: the count of safe requests other sessions sent (``rig safe``) while it was claimed.
+    claim_tag: int | None = None
+    claim_age_s: float | None = None
+    safe_requests: int = 0
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -441,7 +446,19 @@ class InletFixture(Instrument):
     def feed_heartbeat(self) -> None: ...
 
     @abstractmethod
-    def arm_heartbeat(self, timeout_s: float) -> None: ...
+    def arm_heartbeat(self, timeout_s: float) -> None:
+        """Claim the fixture for this session and arm its heartbeat watchdog (renews when ours)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give up this session's claim (refused by the fixture while the bench is energised)."""
+
+    @abstractmethod
+    def request_safe(self) -> None:
+        """Announce that this session, not the owner, is making the bench safe (``rig safe``)."""
+
+    #: The part of this session's token other sessions see as the fixture's claim tag.
+    tag: int = 0
 
     def safe_state(self) -> None:
         """Command the contactors open. The rig then waits for the feedback (contactors take time to

@@ -4,7 +4,7 @@ Heavy imports (pyvisa, pymodbus, rich, matplotlib, pytest) happen inside the com
 ``rig --help`` starts fast on a rig PC.
 
 Exit codes: 0 pass, 1 test failure, 2 usage or config error, 3 safety trip or instrument fault,
-130 interrupted.
+75 bench in use by another session (nothing was sent), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from rig.errors import EXIT_INTERRUPTED, EXIT_SAFETY, EXIT_USAGE
+from rig.errors import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_SAFETY, EXIT_USAGE
 
 
 class RigClickError(click.ClickException):
@@ -36,12 +36,14 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from instruments.errors import InstrumentError
         from rig.config import ConfigError
-        from rig.errors import DutRefused, RigError
+        from rig.errors import BenchBusy, DutRefused, RigError
 
         try:
             return func(*args, **kwargs)
         except (ConfigError, DutRefused) as exc:
             raise RigClickError(str(exc), EXIT_USAGE) from None
+        except BenchBusy as exc:
+            raise RigClickError(str(exc), EXIT_BUSY) from None
         except (RigError, InstrumentError) as exc:
             raise RigClickError(str(exc), EXIT_SAFETY) from None
         except KeyboardInterrupt:
@@ -71,6 +73,27 @@ def rig_source(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def take_bench(config: Any, dut: str) -> Any:
+    """This PC's lock on a real bench, and no other PC's claim on its fixture; ``BenchBusy`` (exit 75)
+    naming the owner otherwise. Returns the lock (None for a simulated bench of this process)."""
+    from instruments.errors import InstrumentError
+    from rig.bench_lock import BenchLock, Owner, fixture_claim
+    from rig.errors import BenchBusy
+
+    if config.source == "<simulated bench>":
+        return None
+    lock = BenchLock.acquire(config, Owner.here(dut))
+    try:
+        claim = fixture_claim(config)
+    except InstrumentError:
+        claim = None  # an unreachable fixture is reported by the command itself
+    if claim is not None:
+        lock.release()
+        raise BenchBusy(f"bench {config.name} is in use by another session (fixture {claim}); "
+                        "nothing was sent to it")
+    return lock
+
+
 def load_rig_config(rig_file: Path | None, sim: bool) -> Any:
     if bool(rig_file) == bool(sim):
         raise click.UsageError("give exactly one of --rig FILE or --sim")
@@ -94,7 +117,7 @@ def main() -> None:
       rig report results/<run>             summary, HTML report and plots
 
     Exit codes: 0 pass, 1 test failure, 2 usage or config error, 3 safety trip or instrument
-    fault, 130 interrupted.
+    fault, 75 bench in use by another session (nothing was sent to it), 130 interrupted.
     """
 
 
@@ -104,7 +127,8 @@ def main() -> None:
 def check(rig_file: Path | None, sim: bool) -> None:
     """Identify every instrument of a rig and show a table; exit 3 if any is missing or the wrong model.
 
-    Nothing is switched: each instrument is opened, asked who it is, and closed.
+    Nothing is switched: each instrument is opened, asked who it is, and closed. Taking remote
+    control changes a unit's state, so a bench owned by another session is left alone (exit 75).
 
     \b
     Examples:
@@ -121,9 +145,12 @@ def check(rig_file: Path | None, sim: bool) -> None:
 
         bench = SimulatedBench().start()
         config = bench.config()
+    lock = take_bench(config, dut="")
     try:
         rows = check_rig(config)
     finally:
+        if lock is not None:
+            lock.release()
         if bench is not None:
             bench.stop()
     from rich.table import Table
@@ -156,8 +183,11 @@ def check(rig_file: Path | None, sim: bool) -> None:
               help="Write a rig config pointing at this simulator.")
 @click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]",
               help="Inject a fault at start (see the list below); repeatable.")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write what each unit receives (connections, lines, fixture commands) to DIR/<name>.log.")
 @one_line_errors
-def sim(time_scale: float, host: str, port_base: int, write_config: Path | None, faults: tuple[str, ...]) -> None:
+def sim(time_scale: float, host: str, port_base: int, write_config: Path | None, faults: tuple[str, ...],
+        log_dir: Path | None) -> None:
     """Run the simulated NACS bench until interrupted (Ctrl-C or SIGTERM).
 
     Every instrument speaks its real protocol on its own TCP port: SCPI for supplies and loads,
@@ -184,7 +214,7 @@ def sim(time_scale: float, host: str, port_base: int, write_config: Path | None,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--fault") from None
     sigterm_as_interrupt()
-    bench = SimulatedBench(clock=Clock(time_scale), host=host, port_base=port_base).start()
+    bench = SimulatedBench(clock=Clock(time_scale), host=host, port_base=port_base, log_dir=log_dir).start()
     try:
         for fault in faults:
             bench.inject(fault)
@@ -251,6 +281,13 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     """
     import sys as _sys
 
+    plugins: list[Any] = []
+    if rig_file and not sim:  # own the bench before anything else: a second technician is told at once
+        from rig.bench_lock import BenchLock, Owner
+        from rig.config import load_config
+
+        plugins.append(BenchLock.acquire(load_config(rig_file), Owner.here(dut)))
+
     import pytest
 
     from rig.display import console, real_stdout
@@ -276,10 +313,12 @@ def run(plans: tuple[Path, ...], rig_file: Path | None, sim: bool, dut: str, tie
     out = console(file=real_stdout())
     progress = Progress(out, live=out.is_terminal and not plain)
     try:
-        code = pytest.main(args, plugins=[progress])
+        code = pytest.main(args, plugins=[progress, *plugins])
     finally:
         out.file.flush()
     run_state = progress.run
+    if run_state is not None and run_state.busy:
+        raise RigClickError(run_state.busy, EXIT_BUSY)
     outcome = run_state.recorder.metadata["outcome"] if run_state and run_state.recorder else None
     if code == pytest.ExitCode.OK:
         _sys.exit(EXIT_PASS)
@@ -305,7 +344,8 @@ def safe(rig_file: Path | None, sim: bool) -> None:
 
     Load inputs off, supply outputs off, wait for the bus below the safe voltage, contactors open.
     Every instrument that answers is made safe even if others are unreachable; those are named and
-    the command exits 3.
+    the command exits 3. It works whoever owns the bench (that is its purpose): it names the session
+    it interrupted, and that run records the trip and stops with exit 3.
 
     \b
     Example:
@@ -321,15 +361,33 @@ def safe(rig_file: Path | None, sim: bool) -> None:
 
         bench = SimulatedBench().start()
         config = bench.config()
+    from instruments.errors import InstrumentError
+    from rig.bench_lock import current_owner
+
+    local_owner = current_owner(config) if config.source != "<simulated bench>" else None
     rig = Rig(config)
+    interrupted = None
     try:
         failures = rig.open_best_effort()
+        fixture = getattr(rig, "fixture", None)
+        if fixture is not None:
+            try:
+                claim_tag = fixture.read().claim_tag
+                fixture.request_safe()  # the owner's run learns who stopped it, on any PC
+            except InstrumentError:
+                claim_tag = None
+            if local_owner is not None:
+                interrupted = local_owner.describe()
+            elif claim_tag is not None:
+                interrupted = f"the session holding the fixture's claim (tag {claim_tag:04x}), on another PC"
         report = rig.safe_state("rig safe (operator)")
     finally:
-        rig.close_instruments()
+        rig.close_instruments(release_remote=interrupted is None)
         if bench is not None:
             bench.stop()
     out = console()
+    if interrupted:
+        out.print(f"interrupted: {interrupted}", highlight=False, markup=False)
     for failure in failures:
         out.print(f"[{status_style('FAIL')}]FAIL[/] unreachable: {failure}", highlight=False)
     for step in report.steps:
@@ -413,7 +471,8 @@ def monitor(rig_file: Path | None, sim: bool, rate: float, count: int | None) ->
 @click.option("--no-html", is_flag=True, help="Only the terminal summary; write no files.")
 @one_line_errors
 def report(run_dir: Path, no_html: bool) -> None:
-    """Summarise a run and write a self-contained HTML report with PNG plots into its folder.
+    """Summarise a run (a verdict per test) and write a self-contained HTML report with PNG plots into
+    its folder: the document a lab files, printable on A4 (a browser's Print, or chromium --print-to-pdf).
 
     Works on an unfinished (interrupted or killed) run too: it says so and shows what was recorded.
     Exit status is 1 if any measurement failed or the run did not pass, else 0.

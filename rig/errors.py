@@ -1,7 +1,7 @@
 """Errors the rig raises, and the exit codes they map to at the command line.
 
 Exit codes (documented in the README): 0 pass, 1 test failure, 2 usage or config error,
-3 safety trip or instrument fault, 130 interrupted.
+3 safety trip or instrument fault, 75 bench in use by another session (try again later), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 EXIT_SAFETY = 3
+EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: another session owns the bench; nothing was sent
 EXIT_INTERRUPTED = 130
 
 
@@ -27,3 +28,7 @@ class SafetyTrip(RigError):
 
 class DutRefused(RigError):
     """The requested run does not fit the DUT (e.g. a 1000 V tier on a 500 V inlet)."""
+
+
+class BenchBusy(RigError):
+    """Another session owns the bench (this PC's lock or the fixture's claim); nothing was sent to it."""

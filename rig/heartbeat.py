@@ -1,9 +1,12 @@
 """Feeds the fixture's heartbeat watchdog from its own thread, in real time.
 
-If this process dies (crash, ``kill -9``, power loss of the PC) the heartbeat stops; the fixture then
-opens the contactors and, through the hardware safety chain, inhibits every supply and load. The rig
-also *withholds* the heartbeat on purpose when its software safe state could not reach an instrument,
-so the hardware finishes the job.
+``start`` claims the fixture for this session (register map v2): the claim arms the fixture's watchdog
+and lives as long as this heartbeat. If this process dies (crash, ``kill -9``, power loss of the PC)
+the heartbeat stops; the fixture then opens the contactors, inhibits every supply and load through the
+hardware safety chain, and ends the claim, so the bench is safe before another session can claim it.
+The rig also *withholds* the heartbeat on purpose when its software safe state could not reach an
+instrument, so the hardware finishes the job. Nothing here ever switches the watchdog off: the claim
+is released only on a bench confirmed safe, and the fixture refuses a release while it is energised.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Heartbeat:
         self.withheld = False
 
     def start(self) -> None:
+        """Claim the fixture (``FixtureClaimed`` if another session holds it) and start feeding."""
         self.fixture.arm_heartbeat(self.timeout_s)
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
@@ -43,13 +47,14 @@ class Heartbeat:
         self.withheld = True
         self._stop.set()
 
-    def stop(self, disarm: bool) -> None:
-        """Stop feeding; with ``disarm`` also switch the fixture's watchdog off (clean shutdown)."""
+    def stop(self, release: bool) -> None:
+        """Stop feeding; with ``release`` also give the fixture's claim up (after a confirmed safe state).
+        If the fixture refuses (bench energised) or cannot be reached, its watchdog trips instead."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.period_s * 2 + 1)
-        if disarm and not self.withheld:
+        if release and not self.withheld:
             try:
-                self.fixture.arm_heartbeat(0)
+                self.fixture.release()
             except InstrumentError as exc:
-                log.warning("could not disarm the fixture heartbeat: %s", exc)
+                log.warning("fixture claim not released (its watchdog will trip): %s", exc)

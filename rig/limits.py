@@ -62,5 +62,7 @@ def effective_limits(config: RigConfig, profile: Profile, dut: Dut) -> tuple[Set
                                    "(profile dut.overcurrent_trip_factor)")),
         max_temperature=tightest(Bound(s.abort_temperature, f"{rig_src} safety.abort_temperature"),
                                  Bound(abort.value, "profile endurance.abort_temperature")),
+        current_band=Bound(profile.value("bench.current_band") / 100, "profile bench.current_band"),
+        current_settle_s=profile.value("bench.current_settle"),
     )
     return ceilings, live

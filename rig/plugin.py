@@ -67,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (config.getoption("rig_file") or config.getoption("sim")):
         return
     run = RigRun.from_options(config)
+    run.take_bench()
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "nacs-rig-run")
     if not config.getoption("xmlpath", None):
@@ -108,6 +109,9 @@ class RigRun:
     store: dict[str, Any] = field(default_factory=dict)
     open_error: str | None = None
     results_db: Any = None  # rig.db.feed.RunFeed: rows into the results database as the run goes
+    busy: str | None = None  # set when another session owns the bench (exit 75)
+    bench_lock: Any = None
+    planned_tests: list[str] = field(default_factory=list)  # node ids selected to run, for the report
     _log_handler: logging.Handler | None = None
 
     @classmethod
@@ -153,11 +157,31 @@ class RigRun:
         return cls(config, rig_config, profile, dut, folder, opt("operator") or _login(), scale,
                    list(opt("sim_faults")))
 
+    def take_bench(self) -> None:
+        """This PC's lock on a real bench, before collection and before anything is sent: a second
+        session stops here, at once, naming the owner. ``rig run`` takes it even earlier and hands it
+        over as a plugin object."""
+        from rig.bench_lock import BenchLock, Owner
+        from rig.errors import EXIT_BUSY, BenchBusy
+
+        if self.rig_config is None:
+            return  # a simulated bench started by this process is private to it
+        held = [p for p in self.config.pluginmanager.get_plugins() if isinstance(p, BenchLock)]
+        if held:
+            self.bench_lock = held[0]
+            return
+        try:
+            self.bench_lock = BenchLock.acquire(self.rig_config, Owner.here(self.dut.serial))
+        except BenchBusy as exc:
+            pytest.exit(str(exc), returncode=EXIT_BUSY)
+
     def start(self) -> None:
         """Open the bench (starting the simulator for --sim), the results folder and the rig."""
         from instruments.sim.bench import SimulatedBench
+        from rig.bench_lock import Owner
         from rig.clock import Clock
         from rig.db.feed import RunFeed  # imported before the sampler starts: attaching it must take no time
+        from rig.errors import EXIT_BUSY, BenchBusy
         from rig.limits import effective_limits
         from rig.recorder import RunRecorder
         from rig.sampler import columns
@@ -171,9 +195,14 @@ class RigRun:
                 self.bench.inject(fault)
             rig_config = self.bench.config()
         ceilings, live = effective_limits(rig_config, self.profile, self.dut)
-        self.rig = Rig(rig_config, clock=clock, ceilings=ceilings, limits=live)
+        self.rig = Rig(rig_config, clock=clock, ceilings=ceilings, limits=live,
+                       owner=Owner.here(self.dut.serial), bench_lock=self.bench_lock)
         try:
             self.rig.open()
+        except BenchBusy as exc:  # another PC's session holds the fixture: stop the whole run, once
+            self.busy = self.open_error = str(exc)
+            self._stop_bench()
+            pytest.exit(str(exc), returncode=EXIT_BUSY)
         except Exception as exc:
             self.open_error = str(exc)
             self._stop_bench()
@@ -195,7 +224,8 @@ class RigRun:
             self.recorder.write_sample(payload)
         elif kind == "trip":
             self.recorder.append("safety_trips", {"test": self.recorder.test, "reason": payload,
-                                                  "time_s": round(self.rig.clock.now() - self.recorder.origin, 3)})
+                                                  "time_s": round(self.rig.clock.now() - self.recorder.origin, 3),
+                                                  "expected": self.rig.trip_was_expected})
         elif kind == "safe" and not payload.ok:
             self.recorder.append("incomplete_safe_states", {"reason": payload.reason, "steps": payload.lines()})
 
@@ -216,6 +246,11 @@ class RigRun:
     def _stop_bench(self) -> None:
         if self.bench is not None:
             self.bench.stop()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # A lock handed over by `rig run` is its to release; one taken here is released here.
+        if self.bench_lock is not None and self.bench_lock not in config.pluginmanager.get_plugins():
+            self.bench_lock.release()
 
     def _metadata(self, rig_config: Any, ceilings: Any, live: Any) -> dict[str, Any]:
         rig = self.rig
@@ -249,6 +284,7 @@ class RigRun:
             "calibration_override": bool(self.config.getoption("allow_expired_calibration")),
             "software": {pkg: _version(pkg) for pkg in ("nacs-rig", "pyvisa", "pyvisa-py", "pymodbus", "pytest")}
             | {"python": platform.python_version()},
+            "planned_tests": self.planned_tests,
             "safety_trips": [],
             "prompts": [],
         }
@@ -265,6 +301,9 @@ class RigRun:
         return "error"
 
     # -- session hooks (this object is registered as a plugin) ------------------------------------
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.planned_tests = [item.nodeid for item in session.items]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
@@ -371,6 +410,7 @@ class Checker:
     def __call__(self, limit_key: str, value: float, *, name: str | None = None) -> Any:
         from rig.recorder import Measurement
 
+        self.run.rig.check_not_tripped()  # no verdict from readings of a bench that tripped
         limit = self.run.profile.limit(limit_key)
         m = Measurement(
             test=self.item.nodeid, name=name or limit_key, value=float(value), unit=limit.unit, low=limit.low,

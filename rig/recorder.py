@@ -17,7 +17,8 @@ Files:
   {name, version, path, sha256}, ``limits`` (the profile's limits as used: key -> {low, high, unit,
   source, confidence}), ``effective_limits`` (setpoint ceilings and trip levels with their sources),
   ``instruments`` {name: {driver, role, resource, identity, watchdog, calibration_due}}, ``software``,
-  ``safety_trips`` [{test, reason, time_s}], ``prompts``, ``calibration_override``, and at the end
+  ``planned_tests`` (the node ids selected to run), ``safety_trips`` [{test, reason, time_s, expected}]
+  (``expected``: inside the test's ``rig.expect_trip`` block), ``prompts``, ``calibration_override``, and at the end
   ``finished``, ``outcome`` (running | passed | failed | tripped | interrupted | error), ``counts``,
   ``faults``, ``final_safe_state``.
 """

@@ -13,6 +13,12 @@ path: normal end, failed assertion, exception, Ctrl-C / SIGTERM (turned into Key
 plugin and the CLI), a lost instrument and a live-limit trip. When an instrument cannot be reached
 the others are still made safe, the report names it, and the heartbeat is withheld so the fixture's
 hardware chain opens the contactors and inhibits the power instruments.
+
+**One owner per bench.** ``open`` first takes this PC's lock on the bench (``rig.bench_lock``), then
+claims the fixture with this session's token (register map v2: the fixture then refuses any other
+session's commands, across PCs), and only then opens the power instruments. While a plan holds a path
+energised, every sample is compared with what the plan set (``rig.safety.Expected``): a bench changed
+from outside trips the run.
 """
 
 from __future__ import annotations
@@ -28,28 +34,36 @@ from typing import Any
 
 from instruments.drivers import DRIVERS
 from instruments.drivers.nacs_fixture import NacsInletFixture
-from instruments.errors import InstrumentError, NotSupported
+from instruments.errors import FixtureClaimed, InstrumentError, NotSupported
 from instruments.groups import ParallelLoad, ParallelSupply
 from instruments.roles import (
     Bound,
     DCSupply,
     ElectronicLoad,
+    FixtureReading,
     Identity,
     InletFixture,
     Instrument,
     LoadMode,
     PowerInstrument,
 )
+from rig.bench_lock import BenchLock, Owner
 from rig.clock import Clock
 from rig.config import InstrumentConfig, RigConfig
-from rig.errors import RigError, SafetyTrip
+from rig.errors import BenchBusy, RigError, SafetyTrip
 from rig.heartbeat import Heartbeat
-from rig.safety import LiveLimits, chain_reason, trip_reason
+from rig.safety import Expected, LiveLimits, chain_reason, deviation, trip_reason
 from rig.sampler import Sample, Sampler
 
 log = logging.getLogger("rig")
 
+SAFE_STATE_WAIT_S = 120.0  # real seconds a plan waits for a trip's safe state to finish before it raises
 Listener = Callable[[str, Any], None]  # ("sample", Sample) | ("event", str) | ("safe", SafeStateReport)
+
+
+def members(unit: PowerInstrument) -> frozenset[str]:
+    """The names of the instruments a unit or a parallel group drives."""
+    return frozenset(m.name for m in getattr(unit, "members", [unit]))
 
 
 def make_instrument(cfg: InstrumentConfig) -> Instrument:
@@ -118,8 +132,13 @@ class SetpointCeilings:
 
 class Rig:
     def __init__(self, config: RigConfig, *, clock: Clock | None = None,
-                 ceilings: SetpointCeilings | None = None, limits: LiveLimits | None = None) -> None:
+                 ceilings: SetpointCeilings | None = None, limits: LiveLimits | None = None,
+                 owner: Owner | None = None, bench_lock: BenchLock | None = None) -> None:
         self.config = config
+        #: Who this session is (written in the bench lock); a lock taken earlier may be handed in.
+        self.owner = owner or Owner.here(dut="")
+        self._bench_lock = bench_lock
+        self._own_lock = bench_lock is None
         self.clock = clock or Clock(config.time_scale)
         s = config.safety
         where = f"rig config {config.source}"
@@ -137,6 +156,7 @@ class Rig:
         self.identities: dict[str, Identity] = {}
         self.watchdogs: dict[str, str] = {}
         self.trip: str | None = None
+        self.trip_was_expected = False  # the standing trip happened inside ``expect_trip`` for its reason
         #: What a plan is doing now (rig.steps.Activity), for progress displays.
         self.activity: Any = None
         self.safe_reports: list[SafeStateReport] = []
@@ -148,6 +168,10 @@ class Rig:
         self._heartbeat: Heartbeat | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="safe")
         self._is_open = False  # set once the session owns the bench (safe at start), cleared by close()
+        #: What the plan has set; samples are checked against it (nothing energised: nothing checked).
+        self.expected = Expected(since=float("-inf"))
+        self._safe_requests_seen: int | None = None  # fixture's count of `rig safe` from other sessions
+        self._current_limits: dict[str, float] = {}  # path -> supply current limit set by source()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -159,16 +183,22 @@ class Rig:
         self.close()
 
     def open(self) -> None:
-        """Open and identify every instrument, make the bench safe, arm protections and watchdogs."""
+        """Own the bench (this PC's lock, then the fixture's claim), open and identify every instrument,
+        make the bench safe, arm protections and watchdogs. ``BenchBusy`` before anything is sent to
+        any instrument when another session owns it."""
+        self._take_bench_lock()
         self.instruments = {name: make_instrument(cfg) for name, cfg in self.config.instruments.items()}
-        failures: list[str] = []
-        opened = self._pool.map(self._quietly(lambda i: self.identities.__setitem__(i.name, i.open())),
-                                self.instruments.values())
-        failures = [error for error in opened if error is not None]
-        if failures:
-            self._close_instruments()
-            raise RigError("; ".join(failures))
         self.fixture = next(i for i in self.instruments.values() if isinstance(i, InletFixture))
+        try:
+            self._claim_fixture()
+            others = [i for i in self.instruments.values() if i is not self.fixture]
+            opened = self._pool.map(self._quietly(lambda i: self.identities.__setitem__(i.name, i.open())), others)
+            failures = [error for error in opened if error is not None]
+            if failures:
+                raise RigError("; ".join(failures))
+        except BaseException:
+            self._give_up_bench()
+            raise
         for cfg in self.config.paths.values():
             supplies = [self.instruments[n] for n in cfg.supplies]
             loads = [self.instruments[n] for n in cfg.loads]
@@ -178,10 +208,10 @@ class Rig:
         for unit in self._power_units(include_groups=True):
             unit.limits = unit.limits.narrowed(self.ceilings.voltage.source, voltage=self.ceilings.voltage.value)
             unit.limits = unit.limits.narrowed(self.ceilings.current.source, current=self.ceilings.current.value)
-            unit.guard = self._refuse_if_tripped
+            unit.guard = self._before_setpoint
         report = self.safe_state("session start: never trust the state we found")
         if not report.ok:
-            self._close_instruments()
+            self._give_up_bench()
             raise RigError("could not bring the bench to the safe state at start: " + "; ".join(
                 line for line in report.lines() if line.startswith("FAIL")))
         self._is_open = True
@@ -195,6 +225,42 @@ class Rig:
             self.close()  # a half-opened session still ends safe, with its threads stopped
             raise
         self._event(f"rig open: {len(self.instruments)} instruments, paths {', '.join(map(str, self.paths.values()))}")
+
+    def _take_bench_lock(self) -> None:
+        """This PC's lock on the bench. A simulated bench started in this process is private to it."""
+        if self._bench_lock is None and self.config.source != "<simulated bench>":
+            self._bench_lock = BenchLock.acquire(self.config, self.owner)
+
+    def _claim_fixture(self) -> None:
+        """Identify the fixture and claim it with this session's token before any other instrument is
+        touched: on a bench another PC owns, the fixture refuses and nothing else is sent."""
+        s = self.config.safety
+        try:
+            self.identities[self.fixture.name] = self.fixture.open()
+            self._heartbeat = Heartbeat(self.fixture, s.heartbeat_timeout)
+            self._heartbeat.start()
+        except FixtureClaimed as exc:
+            self._heartbeat = None
+            raise BenchBusy(f"bench {self.config.name} is in use by another session: {exc}; "
+                            "nothing was sent to its power instruments") from None
+        except InstrumentError as exc:
+            self._heartbeat = None
+            raise RigError(str(exc)) from None
+        self.watchdogs[self.fixture.name] = f"heartbeat {s.heartbeat_timeout:g} s (fixture claim tag " \
+                                            f"{self.fixture.tag:04x})"
+
+    def _give_up_bench(self) -> None:
+        """Undo a failed open: stop the heartbeat (releasing the claim if the fixture allows), close
+        the connections, drop this PC's lock."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop(release=True)
+        self._close_instruments()
+        self._release_bench_lock()
+
+    def _release_bench_lock(self) -> None:
+        if self._own_lock and self._bench_lock is not None:
+            self._bench_lock.release()
+            self._bench_lock = None
 
     def open_best_effort(self) -> list[str]:
         """Open whatever answers, for ``rig safe``: the safe state must reach every instrument it can
@@ -212,6 +278,7 @@ class Rig:
         return failures
 
     def _arm_watchdogs(self) -> None:
+        """Instrument I/O watchdogs (the fixture's heartbeat runs from the claim on)."""
         s = self.config.safety
         for name, inst in self.instruments.items():
             if isinstance(inst, InletFixture):
@@ -221,9 +288,6 @@ class Rig:
                 self.watchdogs[name] = f"I/O watchdog {s.instrument_watchdog:g} s"
             except NotSupported:
                 self.watchdogs[name] = "no I/O watchdog: fixture heartbeat + inhibit chain"
-        self._heartbeat = Heartbeat(self.fixture, s.heartbeat_timeout)
-        self._heartbeat.start()
-        self.watchdogs[self.fixture.name] = f"heartbeat {s.heartbeat_timeout:g} s"
 
     def close(self) -> None:
         """Safe state, then stop sampling and the heartbeat, then close every instrument. Idempotent."""
@@ -234,12 +298,21 @@ class Rig:
         if self._sampler is not None:
             self._sampler.stop()
         if self._heartbeat is not None:
-            self._heartbeat.stop(disarm=report.ok)
+            # The claim (and its watchdog) is given up only on a bench confirmed safe; otherwise the
+            # heartbeat simply stops and the fixture's watchdog finishes the job.
+            self._heartbeat.stop(release=report.ok)
         self._close_instruments()
+        self._release_bench_lock()
         self._pool.shutdown(wait=False)
 
-    def close_instruments(self) -> None:
-        """Close every connection without touching the bench (after ``rig safe``)."""
+    def close_instruments(self, *, release_remote: bool = True) -> None:
+        """Close every connection without touching the bench (after ``rig safe``). Without
+        ``release_remote`` the units stay in remote control: the session that owns the bench still
+        drives them, and handing them back to local would refuse its own commands (-221 on EA units)."""
+        if not release_remote:
+            for inst in self.instruments.values():
+                if hasattr(inst, "remote_taken"):
+                    inst.remote_taken = False  # type: ignore[attr-defined]
         self._close_instruments()
         self._pool.shutdown(wait=False)
 
@@ -274,20 +347,45 @@ class Rig:
 
     def _on_sample(self, sample: Sample) -> None:
         self._notify("sample", sample)
-        reason = trip_reason(sample, self.limits)
+        reason = trip_reason(sample, self.limits) or self._changed_from_outside(sample)
         # A sample begun before the last re-arm may carry readings from before it (e.g. a protection
         # since cleared): it must not trip the rig again.
         if reason is not None and self.trip is None and sample.time_s >= self._armed_since:
             self._trip(reason)
 
+    def _changed_from_outside(self, sample: Sample) -> str | None:
+        """A bench that is no longer what this run set: another session's `rig safe` (the fixture counts
+        its requests, on any PC), a unit switched off at its front panel, contactors opened by someone."""
+        if reason := self._rig_safe_seen(sample.fixture):
+            return reason
+        changed = deviation(sample, self.expected, self.limits.current_band)
+        if changed is None:
+            return None
+        try:  # a sample taken across the cause (`rig safe`'s request, a broken safety chain that
+            # inhibits the units) can show its effect first: look again, and name the cause
+            fresh = self.fixture.read()
+        except InstrumentError:
+            return changed
+        cause = self._rig_safe_seen(fresh) or chain_reason(fresh)
+        return f"{cause} ({changed})" if cause else changed
+
+    def _rig_safe_seen(self, fixture: FixtureReading | None) -> str | None:
+        if fixture is None:
+            return None
+        seen, self._safe_requests_seen = self._safe_requests_seen, fixture.safe_requests
+        if seen is not None and fixture.safe_requests != seen:
+            return "bench made safe by another session (rig safe)"
+        return None
+
     def _trip(self, reason: str) -> None:
         if "INH" in reason:
             reason = self._inhibit_cause(reason)
         self.trip = reason
+        self.trip_was_expected = self._trip_expected()  # caused on purpose by the plan (E-stop tests)
         self._event(f"SAFETY TRIP: {reason}")
         self._notify("trip", reason)
         self.safe_state(f"safety trip: {reason}")
-        self._tripped.set()
+        self._tripped.set()  # set once the bench is safe: a SafetyTrip a plan sees means "already safe"
 
     def _inhibit_cause(self, reason: str) -> str:
         """An instrument inhibited has one cause, the fixture's safety chain: name it. (Within one sample
@@ -298,6 +396,13 @@ class Rig:
             return reason
         return f"{cause} ({reason})" if cause else reason
 
+    def _before_setpoint(self) -> None:
+        """Before every setpoint a plan sends, through the rig or a driver: refused while tripped. The
+        expected inlet current is unknown from then until ``sink`` sets it again."""
+        self._refuse_if_tripped()
+        if self.expected.inlet_current is not None:
+            self.expected = dataclasses.replace(self.expected, inlet_current=None)
+
     def _refuse_if_tripped(self) -> None:
         if self.trip is not None:
             raise SafetyTrip(self.trip)
@@ -307,6 +412,7 @@ class Rig:
     def safe_state(self, reason: str) -> SafeStateReport:
         """Load off -> supply off -> bus below the safe voltage -> contactors open. Idempotent."""
         with self._safe_lock:
+            self.expected = Expected(since=self.clock.now())  # from now on nothing is meant to be energised
             report = SafeStateReport(reason)
             units = [i for i in self.instruments.values() if isinstance(i, PowerInstrument)]
             loads = [u for u in units if isinstance(u, ElectronicLoad)]
@@ -419,6 +525,7 @@ class Rig:
         self.fixture.set_contactors(True)
         self.wait_for(lambda smp: smp.fixture is not None and smp.fixture.contactors_closed,
                       s.contactor_timeout, f"contactors of path {path.name} to close")
+        self.expected = Expected(since=self.clock.now(), path=path.name, selector=path.selector)
         self._event(f"path {path.name} connected")
 
     def source(self, path: PowerPath, volts: float, current_limit: float) -> None:
@@ -443,6 +550,9 @@ class Rig:
             self.safe_state(f"{supply.name} did not come on")
             raise RigError(f"{supply.name}: output did not come on"
                            + (f" (protection latched: {reading.protection})" if reading.protection else ""))
+        self._current_limits[path.name] = current_limit
+        self.expected = dataclasses.replace(self.expected, since=self.clock.now(),
+                                            supplies_on=self.expected.supplies_on | members(supply))
         self._event(f"{supply.name}: {volts:g} V, limit {current_limit:g} A, OVP {ovp:g} V, output on")
 
     def sink(self, path: PowerPath, mode: LoadMode, level: float) -> None:
@@ -454,6 +564,12 @@ class Rig:
             self.safe_state(f"{path.load.name} did not come on")
             raise RigError(f"{path.load.name}: input did not come on"
                            + (f" (protection latched: {reading.protection})" if reading.protection else ""))
+        now = self.clock.now()
+        # In constant current the inlet carries the load's setpoint, or the supply's limit if lower.
+        want = min(level, self._current_limits.get(path.name, level)) if mode is LoadMode.CC else None
+        self.expected = dataclasses.replace(self.expected, since=now,
+                                            loads_on=self.expected.loads_on | members(path.load),
+                                            inlet_current=want, current_from=now + self.limits.current_settle_s)
         self._event(f"{path.load.name}: {mode} {level:g}, input on")
 
     def wait(self, seconds: float) -> None:
@@ -466,9 +582,18 @@ class Rig:
                 self.clock.sleep(remaining)
                 return
             self.clock.wait(self._tripped, remaining)
+        self.check_not_tripped()  # a trip that began as the hold ended
+
+    def check_not_tripped(self) -> None:
+        """SafetyTrip if the rig has tripped (unless inside ``expect_trip`` for that reason): a verdict
+        is never taken from a bench that stopped being what the plan set. A trip still making the bench
+        safe (on the sampler's thread) is waited for, so the caller meets a bench already safe."""
+        if self.trip is not None:
+            self._tripped.wait(SAFE_STATE_WAIT_S)
+            self._raise_trip()
 
     def _raise_trip(self) -> None:
-        if self.trip is not None and not self._trip_expected():
+        if self.trip is not None and not (self._trip_expected() or self.trip_was_expected):
             raise SafetyTrip(self.trip)
 
     def _trip_expected(self) -> bool:
@@ -476,7 +601,14 @@ class Rig:
             self._expected_trip.lower() in self.trip.lower()
 
     def sample(self) -> Sample:
-        """A fresh sample of every instrument, taken now (recorded and checked like any other)."""
+        """A fresh sample of every instrument, taken now (recorded and checked like any other).
+        SafetyTrip instead if the rig has tripped (unless expected): no reading of a bench that is no
+        longer what the plan set ever reaches a verdict."""
+        sample = self._fresh_sample()
+        self.check_not_tripped()
+        return sample
+
+    def _fresh_sample(self) -> Sample:
         sample = self.sampler.sample_once()
         self._on_sample(sample)
         return sample
@@ -485,11 +617,11 @@ class Rig:
         """Wait (rig seconds) until a sample satisfies ``condition``; RigError naming ``what`` if not."""
         deadline = self.clock.now() + timeout
         while True:
-            sample = self.sample()
-            if condition(sample):
-                return sample
+            sample = self._fresh_sample()
             if self._tripped.is_set():
                 self._raise_trip()
+            if condition(sample):
+                return sample
             if self.clock.now() > deadline:
                 raise RigError(f"timed out after {timeout:g} s waiting for {what}")
             self.clock.sleep(min(0.1, self.config.safety.sample_period / 10))
@@ -506,7 +638,7 @@ class Rig:
     def rearm(self) -> None:
         """Before a test: clear a finished trip (fixture latch, instrument protections) once its cause
         has gone. RigError if the cause remains (e.g. E-stop still pressed)."""
-        sample = self.sample()
+        sample = self._fresh_sample()
         fixture = sample.fixture
         if self.trip is None and fixture is not None and fixture.safety_chain_ok and not any(
                 r.protection for r in [*sample.supplies().values(), *sample.loads().values()]):
@@ -525,6 +657,7 @@ class Rig:
             unit.clear_protection()
         self._armed_since = self.clock.now()
         self.trip = None
+        self.trip_was_expected = False
         self._tripped.clear()
         self.wait_for(lambda s: s.fixture is not None and s.fixture.safety_chain_ok
                                and not any(r.protection for r in [*s.supplies().values(), *s.loads().values()]),

@@ -56,10 +56,13 @@ def read_state(config: Path) -> BenchState:
 class StandaloneSim:
     """`rig sim --write-config` in a child process, as in the README."""
 
-    def __init__(self, folder: Path, time_scale: float = 20.0) -> None:
+    def __init__(self, folder: Path, time_scale: float = 20.0, log_dir: Path | None = None) -> None:
         self.config = folder / "sim.toml"
+        self.log_dir = log_dir
+        logging = ["--log-dir", str(log_dir)] if log_dir else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rig", "sim", "--time-scale", str(time_scale), "--write-config", str(self.config)],
+            [sys.executable, "-m", "rig", "sim", "--time-scale", str(time_scale), "--write-config", str(self.config),
+             *logging],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         deadline = time.monotonic() + 20
         while not self.config.exists():
@@ -91,3 +94,9 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def rig_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`rig ARGS...` in its own process, as a technician types it (output captured)."""
+    return subprocess.Popen([sys.executable, "-m", "rig", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=env)

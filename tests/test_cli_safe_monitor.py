@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from instruments.roles import LoadMode
@@ -13,10 +16,15 @@ from rig.session import Rig
 from tests.safe_bench import read_state
 
 
-def energise(bench: SimulatedBench, config: Path) -> None:
-    """Leave the high-voltage path energised, as a crashed session would (heartbeat disarmed)."""
+@pytest.fixture
+def energised(bench: SimulatedBench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The high-voltage path energised by a session that owns the bench and keeps it (heartbeat fed,
+    sampler stopped so it does not react): what a technician meets when they reach for `rig safe`."""
     from rig.config import load_config
 
+    monkeypatch.setenv("RIG_LOCK_DIR", str(tmp_path / "locks"))
+    config = tmp_path / "sim.toml"
+    config.write_text(bench.config_toml())
     rig = Rig(load_config(config), clock=bench.clock)
     rig.open()
     path = rig.path_for(400, 5)
@@ -24,28 +32,27 @@ def energise(bench: SimulatedBench, config: Path) -> None:
     rig.source(path, 400, 6)
     rig.sink(path, LoadMode.CC, 5)
     rig.sampler.stop()
-    rig._heartbeat.stop(disarm=True)  # a session that vanished without its safe state
-    rig.close_instruments()
+    try:
+        yield config
+    finally:
+        rig.close()
 
 
-def test_rig_safe_makes_an_energised_bench_safe_and_reports_each_step(bench: SimulatedBench, tmp_path: Path) -> None:
-    config = tmp_path / "sim.toml"
-    config.write_text(bench.config_toml())
-    energise(bench, config)
-    assert read_state(config).inlet_current > 4
-    result = CliRunner().invoke(main, ["safe", "--rig", str(config)])
+def test_rig_safe_makes_an_energised_bench_safe_and_reports_each_step(energised: Path) -> None:
+    assert read_state(energised).inlet_current > 4
+    result = CliRunner().invoke(main, ["safe", "--rig", str(energised)])
     assert result.exit_code == 0, result.output
     for step in ("load_hv load input off", "psu_hv supply output off", "bus discharged", "contactors open"):
         assert f"ok   {step}" in result.stdout
+    interrupted = next(line for line in result.stdout.splitlines() if line.startswith("interrupted: "))
+    assert f"pid {os.getpid()}" in interrupted  # the owner, named from this PC's bench lock
     assert "bench safe" in result.stdout
-    assert read_state(config).safe
+    assert read_state(energised).safe
 
 
 def test_rig_safe_names_an_unreachable_instrument_and_still_makes_the_rest_safe(
-        bench: SimulatedBench, tmp_path: Path) -> None:
-    config = tmp_path / "sim.toml"
-    config.write_text(bench.config_toml())
-    energise(bench, config)
+        bench: SimulatedBench, energised: Path) -> None:
+    config = energised
     bench.kill("load_hc1")
     result = CliRunner().invoke(main, ["safe", "--rig", str(config)])
     assert result.exit_code == 3

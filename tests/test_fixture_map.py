@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -43,29 +44,111 @@ def test_encode_refuses_values_outside_the_write_range() -> None:
         fm.BY_NAME["cp_duty"].encode(101)
 
 
+TOKEN = 0x1A2B3C4D
+OTHER = 0x55667788
+
+
+def command(client: ModbusTcpClient, token: int, name: str, value: float):
+    """One command through the mailbox, as the map documents it: [token hi, token lo, register, value]."""
+    return client.write_registers(fm.MAILBOX, fm.mailbox_words(token, fm.BY_NAME[name], value), device_id=1)
+
+
 def test_plain_pymodbus_client_reads_the_documented_registers(bench: SimulatedBench) -> None:
     """What a lab engineer does with the map in one hand and pymodbus in the other."""
     with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
         ident = client.read_input_registers(0, count=1, device_id=1).registers[0]
         temps = client.read_input_registers(7, count=5, device_id=1).registers
         pp = client.read_input_registers(16, count=1, device_id=1).registers[0]
-        assert client.write_register(107, 1, device_id=1).isError() is False  # connector latched
+        assert client.write_registers(113, [TOKEN >> 16, TOKEN & 0xFFFF, 111, 2000], device_id=1).isError() is False
+        assert client.write_registers(113, [TOKEN >> 16, TOKEN & 0xFFFF, 107, 1], device_id=1).isError() is False
         pp_latched = client.read_input_registers(16, count=1, device_id=1).registers[0]
+        status, tag = client.read_input_registers(4, count=1, device_id=1).registers[0], \
+            client.read_input_registers(32, count=1, device_id=1).registers[0]
     assert ident == 0x4E43
     assert [t / 10 for t in temps] == [25.0] * 5  # DC+, DC-, inlet 1, inlet 2, ambient at 25 °C
     assert pp / 1000 == pytest.approx(4.455, abs=0.002)  # unplugged
     assert pp_latched / 1000 == pytest.approx(1.505, abs=0.002)
+    assert status & 1 << 7 and tag == TOKEN >> 16  # claimed, and the claim tag names the owner
 
 
 def test_fixture_refuses_out_of_range_writes_with_exception_3(bench: SimulatedBench) -> None:
     with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
-        reply = client.write_register(fm.BY_NAME["cp_duty"].address, 10001, device_id=1)
+        command(client, TOKEN, "claim", 2000)
+        reply = client.write_registers(fm.MAILBOX, [TOKEN >> 16, TOKEN & 0xFFFF, 105, 10001], device_id=1)
+        zero_timeout = command(client, TOKEN, "claim", 50)  # a watchdog of 50 ms: below the map's 100 ms
+        no_token = client.write_registers(fm.MAILBOX, [0, 0, 107, 1], device_id=1)
     assert reply.isError() and reply.exception_code == 3
+    assert zero_timeout.isError() and zero_timeout.exception_code == 3
+    assert no_token.isError() and no_token.exception_code == 3
 
 
 def test_fixture_refuses_closing_contactors_without_a_path_with_exception_4(bench: SimulatedBench) -> None:
     with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
-        reply = client.write_register(fm.BY_NAME["contactors"].address, 1, device_id=1)
+        command(client, TOKEN, "claim", 2000)
+        reply = command(client, TOKEN, "contactors", 1)
         status = client.read_input_registers(4, count=1, device_id=1).registers[0]
     assert reply.isError() and reply.exception_code == 4
     assert status & 0b11 == 0  # feedback: both contactors open
+
+
+def test_writes_outside_the_mailbox_are_refused_with_exception_2(bench: SimulatedBench) -> None:
+    with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
+        direct = client.write_register(fm.BY_NAME["connector"].address, 1, device_id=1)
+        not_a_command = client.write_registers(fm.MAILBOX, [TOKEN >> 16, TOKEN & 0xFFFF, 7, 1], device_id=1)
+    assert direct.isError() and direct.exception_code == 2
+    assert not_a_command.isError() and not_a_command.exception_code == 2
+
+
+def test_owner_only_commands_need_a_claim(bench: SimulatedBench) -> None:
+    with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
+        unclaimed = command(client, TOKEN, "connector", 1)
+        safe = command(client, TOKEN, "contactors", 0)
+    assert unclaimed.isError() and unclaimed.exception_code == 4
+    assert not safe.isError()  # making the bench safer never needs a claim
+
+
+def test_a_claim_refuses_every_other_token_except_commands_that_make_the_bench_safer(bench: SimulatedBench) -> None:
+    with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
+        assert not command(client, TOKEN, "claim", 2000).isError()
+        refused = {name: command(client, OTHER, name, value) for name, value in
+                   (("claim", 2000), ("heartbeat", 7), ("heartbeat_timeout_ms", 10000), ("connector", 1),
+                    ("trip_reset", 1), ("claim", 0))}
+        allowed = [command(client, OTHER, name, value) for name, value in
+                   (("contactors", 0), ("path_select", 0), ("safe_request", 1), ("safe_request", 1))]
+        owner = command(client, TOKEN, "heartbeat", 7)
+        counted = client.read_input_registers(34, count=1, device_id=1).registers[0]
+        timeout_ms = client.read_holding_registers(101, count=1, device_id=1).registers[0]
+    assert {name: (r.isError(), getattr(r, "exception_code", None)) for name, r in refused.items()} == \
+        dict.fromkeys(refused, (True, 6))
+    assert not any(r.isError() for r in allowed)
+    assert not owner.isError()
+    assert counted == 2  # the owner's run sees each `rig safe` from another session
+    assert timeout_ms == 2000  # the other token could not touch the owner's watchdog
+
+
+def test_a_dead_owners_claim_ends_with_its_watchdog_and_the_bench_is_safe_first(bench: SimulatedBench) -> None:
+    with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
+        assert not command(client, TOKEN, "claim", 200).isError()  # then the owner "dies": no heartbeat
+        assert command(client, OTHER, "claim", 2000).exception_code == 6
+        deadline = time.monotonic() + 5
+        while client.read_input_registers(4, count=1, device_id=1).registers[0] & 1 << 7:
+            assert time.monotonic() < deadline, "the claim outlived its heartbeat"
+            time.sleep(0.02)
+        status = client.read_input_registers(4, count=1, device_id=1).registers[0]
+        takeover = command(client, OTHER, "claim", 2000)
+    assert status & 1 << 4 and not status & 1 << 5  # watchdog tripped: chain broken, supplies inhibited
+    assert not takeover.isError()
+
+
+def test_the_owner_cannot_release_its_claim_while_the_contactors_are_closed(bench: SimulatedBench) -> None:
+    with ModbusTcpClient("127.0.0.1", port=bench.fixture.port, timeout=1, retries=0) as client:
+        command(client, TOKEN, "claim", 2000)
+        command(client, TOKEN, "path_select", 1)
+        assert not command(client, TOKEN, "contactors", 1).isError()
+        refused = command(client, TOKEN, "claim", 0)
+        command(client, TOKEN, "contactors", 0)
+        time.sleep(0.05)  # 20 ms contactor opening time (rig time runs faster)
+        released = command(client, TOKEN, "claim", 0)
+        status = client.read_input_registers(4, count=1, device_id=1).registers[0]
+    assert refused.isError() and refused.exception_code == 4
+    assert not released.isError() and not status & 1 << 7

@@ -162,8 +162,9 @@ def exercise(inlet: NacsInletFixture, server: FixtureServer) -> None:
         reading = inlet.read()  # the whole input block in one request
         assert reading.ambient_temp == pytest.approx(25.0)
         assert reading.pp_voltage == pytest.approx(4.455, abs=0.002)  # unplugged
+        inlet.claim(2.0)  # map v2: a session claims the fixture before it commands anything
         inlet.set_connector(Connector.LATCHED)
-        assert server.writes == [("connector", 1.0)]
+        assert server.writes == [("claim", 2000.0), ("connector", 1.0)]
         assert inlet.transport.read_holding(fm.BY_NAME["connector"].address, 1) == [1]
         assert inlet.read().pp_voltage == pytest.approx(1.505, abs=0.002)
     finally:

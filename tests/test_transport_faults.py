@@ -73,6 +73,8 @@ def psu(bench: SimulatedBench) -> Iterator[EaPsi]:
 def inlet(bench: SimulatedBench) -> Iterator[NacsInletFixture]:
     fixture = NacsInletFixture("inlet", bench.fixture.resource, bench.fixture.unit_id, timeout_s=TIMEOUT)
     fixture.open()
+    fixture.claim(10.0)  # map v2: commands need the claim (10 s watchdog: longer than any test here)
+    bench.fixture.writes.clear()
     yield fixture
     fixture.close()
 
@@ -317,7 +319,7 @@ def test_modbus_exception_on_a_write_names_the_register_and_nothing_is_applied(
     bench.fixture.faults.exception_next = 4
     with pytest.raises(ModbusDeviceError) as exc:
         inlet.set_connector(Connector.LATCHED)
-    assert one_line(exc) == "inlet: 'write 107=1': Modbus exception 4 (server device failure)"
+    assert one_line(exc) == "inlet: 'write connector=1': Modbus exception 4 (server device failure)"
     assert bench.fixture.writes == []
 
 
@@ -340,7 +342,7 @@ def test_modbus_write_whose_reply_is_late_is_never_retried(bench: SimulatedBench
     bench.fixture.faults.latency_s = latency
     with pytest.raises(InstrumentTimeout) as exc:
         inlet.set_connector(Connector.LATCHED)
-    assert one_line(exc) == "inlet: 'write 107=1': no reply within 0.2 s"
+    assert one_line(exc) == "inlet: 'write connector=1': no reply within 0.2 s"
     bench.fixture.faults.latency_s = 0.0
     wait_until(lambda: len(bench.fixture.writes) == 1)  # the unit did it, late
     time.sleep(latency)  # a repeat sent within the timeout would land by now (with a full latency to spare)
@@ -354,7 +356,7 @@ def test_modbus_fixture_stopped_is_lost_at_once(bench: SimulatedBench, inlet: Na
     with pytest.raises(InstrumentLost) as exc:
         inlet.read()
     assert one_line(exc).startswith(f"inlet: 'read input registers 0+{fm.INPUT_BLOCK_COUNT}': connection failed: ")
-    with pytest.raises(InstrumentLost, match=r"^inlet: 'write 107=1': connection failed: .*Failed to connect"):
+    with pytest.raises(InstrumentLost, match=r"^inlet: 'write connector=1': connection failed: .*Failed to connect"):
         inlet.set_connector(Connector.LATCHED)
     assert time.monotonic() - started < TIMEOUT  # refused/closed is known at once: no timeout waited
 

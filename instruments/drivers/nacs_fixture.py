@@ -5,15 +5,20 @@ on the DC contacts, the inlet's own sensors, an EVSE-side CP generator with a ve
 selector, PP emulation, the vehicle-side DC contactors, the interlock loop and E-stop, an insulation
 monitor, and a heartbeat watchdog that opens the contactors and inhibits the power instruments (through
 the hardware safety chain) when this PC stops feeding it.
+
+Register map version 2: every command goes through the mailbox with this driver's token, and a session
+``claim``s the fixture before it commands anything (see docs/fixture-register-map.md). A driver that has
+not claimed can still send the commands that only make the bench safer, which is what ``rig safe`` does.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import secrets
 
 from instruments import fixture_map as fm
-from instruments.errors import BadReply, WrongInstrument
+from instruments.errors import BadReply, FixtureClaimed, ModbusDeviceError, WrongInstrument
 from instruments.modbus import ModbusTransport
 from instruments.roles import Connector, CpMode, FixtureReading, Identity, InletFixture, VehicleState
 
@@ -31,6 +36,8 @@ class NacsInletFixture(InletFixture):
         super().__init__(name)
         self.transport = ModbusTransport(name, resource, unit_id, timeout_s)
         self._heartbeat = 0
+        #: This session's token: random, so two PCs never pick the same one by accident.
+        self.token = secrets.randbits(32) or 1
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -97,13 +104,17 @@ class NacsInletFixture(InletFixture):
             path=int(v["path"]),
             shutdown_current_ms=ms("shutdown_current_ms"),
             shutdown_voltage_ms=ms("shutdown_voltage_ms"),
+            claim_tag=int(v["claim_tag"]) if status & 1 << 7 else None,
+            claim_age_s=None if v["claim_age"] == fm.UNCLAIMED_AGE else v["claim_age"],
+            safe_requests=int(v["safe_requests"]),
         )
 
     # -- commands --------------------------------------------------------------------------------
 
     def _write(self, name: str, value: float) -> None:
-        reg = fm.BY_NAME[name]
-        self.transport.write_registers(reg.address, reg.encode(value))
+        """One command through the mailbox, with this session's token (never retried)."""
+        words = fm.mailbox_words(self.token, fm.BY_NAME[name], value)
+        self.transport.write_registers(fm.MAILBOX, words, what=f"write {name}={value:g}")
 
     def select_path(self, selector: int) -> None:
         self._write("path_select", selector)
@@ -135,9 +146,37 @@ class NacsInletFixture(InletFixture):
         self._heartbeat = (self._heartbeat + 1) & 0xFFFF
         self._write("heartbeat", self._heartbeat)
 
+    # -- ownership -------------------------------------------------------------------------------
+
+    @property
+    def tag(self) -> int:
+        """The part of the token other sessions see (input register claim_tag)."""
+        return self.token >> 16
+
+    def claim(self, timeout_s: float) -> None:
+        """Own the fixture and arm its heartbeat watchdog; renews when already ours.
+        ``FixtureClaimed`` naming the holder when another session's claim is alive."""
+        try:
+            self._write("claim", round(timeout_s * 1000))
+        except ModbusDeviceError as exc:
+            if exc.code != 6:
+                raise
+            reading = self.read()
+            age = f", for {reading.claim_age_s:.0f} s" if reading.claim_age_s is not None else ""
+            raise FixtureClaimed(self.name, f"claimed by another session (claim tag {reading.claim_tag or 0:04x}"
+                                 f"{age}); it ends when that session ends or its heartbeat stops",
+                                 "claim") from None
+
+    def release(self) -> None:
+        """Give the claim up (the fixture refuses while the bench is energised: exception 4)."""
+        self._write("claim", 0)
+
+    def request_safe(self) -> None:
+        """Tell the fixture, and through it the owner's run, that another session makes the bench safe."""
+        self._write("safe_request", 1)
+
     def arm_heartbeat(self, timeout_s: float) -> None:
-        self.feed_heartbeat()
-        self._write("heartbeat_timeout_ms", round(timeout_s * 1000))
+        self.claim(timeout_s)
 
     def arm_watchdog(self, timeout_s: float) -> None:
-        self.arm_heartbeat(timeout_s)
+        self.claim(timeout_s)

@@ -9,6 +9,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from instruments.drivers import driver_role
@@ -17,6 +18,7 @@ from instruments.sim.dialects import SIM_DIALECTS
 from instruments.sim.fixture_server import FixtureServer
 from instruments.sim.model import BenchModel, BenchParameters, LoadUnit, PowerPath, PowerUnit, SupplyUnit
 from instruments.sim.scpi_server import ScpiServer
+from instruments.sim.wire_log import WireLog
 from rig.clock import Clock
 from rig.config import InstrumentConfig, PathConfig, RigConfig, SafetyConfig
 
@@ -120,7 +122,7 @@ def parse_fault(text: str) -> tuple[str, str]:
 
 class SimulatedBench:
     def __init__(self, spec: BenchSpec | None = None, clock: Clock | None = None, host: str = "127.0.0.1",
-                 params: BenchParameters | None = None, port_base: int = 0) -> None:
+                 params: BenchParameters | None = None, port_base: int = 0, log_dir: Path | None = None) -> None:
         self.spec = spec or nacs_bench()
         self.clock = clock or Clock(1.0)
         self.host = host
@@ -140,6 +142,10 @@ class SimulatedBench:
             port = port_base + i if port_base else 0
             self.servers[inst.name] = ScpiServer(inst.name, dialect, host, port)
         self.fixture = FixtureServer(self.model, 1, host, port_base + len(self.servers) if port_base else 0)
+        if log_dir is not None:  # what each unit received, in <log_dir>/<name>.log
+            for name, server in self.servers.items():
+                server.wire_log = WireLog(log_dir / f"{name}.log")
+            self.fixture.wire_log = WireLog(log_dir / "inlet.log")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None

@@ -2,20 +2,24 @@
 
 pymodbus 3.16 servers take ``SimDevice``s. Its ``action`` hook runs before every request with the
 live register block, so reads are filled from the bench model at the instant they are served and
-writes are validated (map ranges -> exception 3, interlocks -> exception 4) and applied to the model
-before pymodbus stores them.
+writes are validated and applied to the model before pymodbus stores them. Map version 2: every
+command arrives through the mailbox with its session's token, and the claim rules of
+docs/fixture-register-map.md decide (range -> exception 3, interlocks or unclaimed -> 4, another
+token's claim -> 6, anything but the mailbox -> 2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from instruments import fixture_map as fm
 from instruments.roles import Connector, CpMode, VehicleState
 from instruments.sim.circuits import pp_voltage
-from instruments.sim.model import BenchModel, FixtureRefused
+from instruments.sim.model import BenchModel, FixtureBusy, FixtureRefused
+from instruments.sim.wire_log import WireLog
 
 log = logging.getLogger("instruments.sim")
 
@@ -33,7 +37,7 @@ def _clamp_words(reg: fm.Register, value: float) -> list[int]:
     limits = {"uint16": (0, 0xFFFF), "int16": (-32768, 32767), "uint32": (0, 0xFFFFFFFF),
               "int32": (-(2**31), 2**31 - 1)}[reg.dtype]
     raw = max(limits[0], min(limits[1], round(value / reg.scale)))
-    return reg.encode(raw * reg.scale)
+    return reg.raw_words(raw)
 
 
 class FixtureServer:
@@ -48,6 +52,8 @@ class FixtureServer:
         self.port = port
         self.faults = ModbusFaults()
         self.writes: list[tuple[str, float]] = []  # audit log of accepted writes
+        self.connections = 0  # accepted so far
+        self.wire_log: WireLog | None = None  # every connection and command (with its claim tag), when set
         self._server = None
 
     @property
@@ -67,7 +73,8 @@ class FixtureServer:
         inputs = [SimData(fm.INPUT_BLOCK_START, count=fm.INPUT_BLOCK_COUNT, values=0,
                           datatype=DataType.REGISTERS)]
         device = SimDevice(id=self.unit_id, action=self._on_request, simdata=(bits, bits, holding, inputs))
-        self._server = ModbusTcpServer(device, address=(self.host, self.port), framer=FramerType(self.framer))
+        self._server = ModbusTcpServer(device, address=(self.host, self.port), framer=FramerType(self.framer),
+                                       trace_connect=self._on_connect)
         await self._server.serve_forever(background=True)
         self.port = self._server.transport.sockets[0].getsockname()[1]
 
@@ -75,6 +82,12 @@ class FixtureServer:
         if self._server is not None:
             await self._server.shutdown()
             self._server = None
+
+    def _on_connect(self, connected: bool) -> None:
+        if connected:
+            self.connections += 1
+            if self.wire_log:
+                self.wire_log.write("connect")
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -93,13 +106,19 @@ class FixtureServer:
             self._fill(current, start, address, count, fm.HOLDING_REGISTERS, self.holding_values())
         elif fc in (6, 16) and set_values is not None:
             try:
-                self._apply_writes(address, list(set_values))
+                self._apply_mailbox(address, list(set_values))
+            except LookupError as exc:
+                log.debug("fixture: refused write: %s", exc)
+                return ExcCodes.ILLEGAL_ADDRESS
             except ValueError as exc:
                 log.debug("fixture: refused write: %s", exc)
                 return ExcCodes.ILLEGAL_VALUE
             except FixtureRefused as exc:
                 log.debug("fixture: interlock refused write: %s", exc)
                 return ExcCodes.DEVICE_FAILURE
+            except FixtureBusy as exc:
+                log.debug("fixture: claimed: %s", exc)
+                return ExcCodes.DEVICE_BUSY
         return None
 
     @staticmethod
@@ -110,29 +129,44 @@ class FixtureServer:
                     if reg.address + i < address + count:
                         current[reg.address + i - start] = word
 
-    def _apply_writes(self, address: int, words: list[int]) -> None:
-        """Validate every register of a write first, then apply them in address order."""
-        decoded: list[tuple[fm.Register, float]] = []
-        offset = 0
-        while offset < len(words):
-            reg = next((r for r in fm.HOLDING_REGISTERS if r.address == address + offset), None)
-            if reg is None or offset + reg.words > len(words):
-                raise ValueError(f"write at {address + offset} does not start a register")
-            value = reg.decode(words[offset : offset + reg.words])
-            reg.encode(value)  # range check against the map
-            decoded.append((reg, value))
-            offset += reg.words
+    def _apply_mailbox(self, address: int, words: list[int]) -> None:
+        """One command: ``[token high, token low, register, raw value]`` written at the mailbox."""
+        if address != fm.MAILBOX or len(words) != fm.MAILBOX_WORDS:
+            raise LookupError(f"write at {address} ({len(words)} words): commands go through the mailbox "
+                              f"({fm.MAILBOX_WORDS} registers at {fm.MAILBOX})")
+        token = words[0] << 16 | words[1]
+        reg = fm.COMMANDS.get(words[2])
+        if reg is None:
+            raise LookupError(f"mailbox names register {words[2]}, not a command")
+        if token == 0:
+            raise ValueError("token 0")
+        value = reg.decode(words[3:4])
+        if self.wire_log:
+            self.wire_log.write(f"tag {token >> 16:04x} {reg.name}={value:g}")
+        reg.encode(value)  # range check against the map
         with self.bench.lock:
             self.bench.advance()
-            for reg, value in decoded:
-                self._apply(reg.name, value)
-                self.writes.append((reg.name, value))
+            owner_only = reg.name != "claim" and (reg.anyone is None or int(value) not in reg.anyone)
+            if owner_only:  # a claim is decided by the claim rules themselves
+                self.bench.check_owner(token)
+            self._apply(reg.name, value, token)
+            self.writes.append((reg.name, value))
             self.bench.update_safety_chain()
             self.bench.solve()
 
-    def _apply(self, name: str, value: float) -> None:
+    def _apply(self, name: str, value: float, token: int) -> None:
         b, f = self.bench, self.bench.fixture
-        if name == "heartbeat":
+        if name == "claim":
+            if value == 0:
+                b.release(token)
+            elif value < 100:
+                raise ValueError(f"claim timeout {value:g} ms; expected 100..10000 ms")
+            else:
+                b.claim(token, value / 1000)
+        elif name == "safe_request":
+            if value:
+                b.request_safe(token)
+        elif name == "heartbeat":
             b.feed_heartbeat(int(value))
         elif name == "heartbeat_timeout_ms":
             b.arm_heartbeat(value / 1000)
@@ -172,6 +206,7 @@ class FixtureServer:
                 | (1 << 4 if f.heartbeat_tripped else 0)
                 | (1 << 5 if f.chain_ok else 0)
                 | (1 << 6 if f.trip_latched else 0)
+                | (1 << 7 if f.claim_token else 0)
             )
             sensor_bits = sum(1 << _SENSOR_BIT[name] for name in f.sensor_open)
 
@@ -208,6 +243,10 @@ class FixtureServer:
                 "shutdown_current_ms": ms(f.shutdown_current_ms),
                 "shutdown_voltage_ms": ms(f.shutdown_voltage_ms),
                 "heartbeat_echo": f.heartbeat,
+                "claim_tag": f.claim_token >> 16,
+                "claim_age": min(time.monotonic() - f.claim_since, fm.UNCLAIMED_AGE - 1) if f.claim_token
+                else fm.UNCLAIMED_AGE,
+                "safe_requests": f.safe_requests,
             }
 
     def holding_values(self) -> dict[str, float]:
@@ -224,5 +263,10 @@ class FixtureServer:
             "actuators": f.actuators,
             "trip_reset": 0,
             "shutdown_threshold": f.shutdown_threshold_a,
+            "claim": f.heartbeat_timeout_s * 1000 if f.claim_token else 0,
+            "safe_request": 0,
+            "cmd_token": 0,
+            "cmd_register": 0,
+            "cmd_value": 0,
         }
 

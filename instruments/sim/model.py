@@ -143,6 +143,9 @@ class FixtureState:
     heartbeat_timeout_s: float = 0.0
     heartbeat_last: float = field(default_factory=time.monotonic)
     heartbeat_tripped: bool = False
+    claim_token: int = 0  # the owner's token (map v2); 0 = not claimed
+    claim_since: float = 0.0  # time.monotonic() of the claim
+    safe_requests: int = 0  # safe requests from other tokens while claimed
     trip_latched: bool = False
     trip_time: float | None = None
     shutdown_threshold_a: float = 5.0
@@ -166,6 +169,10 @@ class FixtureState:
 
 class FixtureRefused(Exception):
     """The fixture's interlocks forbid a command (answered with Modbus exception 4)."""
+
+
+class FixtureBusy(Exception):
+    """Another session's token holds the fixture's claim (answered with Modbus exception 6)."""
 
 
 class BenchModel:
@@ -385,6 +392,7 @@ class BenchModel:
         f = self.fixture
         if f.heartbeat_timeout_s > 0 and not f.heartbeat_tripped and now - f.heartbeat_last > f.heartbeat_timeout_s:
             f.heartbeat_tripped = True
+            f.claim_token, f.heartbeat_timeout_s = 0, 0.0  # the dead owner's claim ends with its heartbeat
         for unit in self.units():
             if unit.watchdog_s is not None and unit.tripped is None and now - unit.last_io > unit.watchdog_s:
                 unit.tripped = "WDOG"
@@ -436,6 +444,44 @@ class BenchModel:
         with self.lock:
             self.fixture.heartbeat_timeout_s = timeout_s
             self.fixture.heartbeat_last = time.monotonic()
+
+    # -- ownership (register map v2) -------------------------------------------------------------
+
+    def check_owner(self, token: int) -> None:
+        """Owner-only commands: FixtureBusy for another token's live claim, FixtureRefused if unclaimed."""
+        self._check_watchdogs()  # a claim whose heartbeat has stopped has ended, even between requests
+        owner = self.fixture.claim_token
+        if owner == 0:
+            raise FixtureRefused("not claimed: claim the fixture first")
+        if owner != token:
+            raise FixtureBusy(f"claimed by token {owner >> 16:04x}....")
+
+    def claim(self, token: int, timeout_s: float) -> None:
+        with self.lock:
+            self._check_watchdogs()
+            f = self.fixture
+            if f.claim_token not in (0, token):
+                raise FixtureBusy(f"claimed by token {f.claim_token >> 16:04x}....")
+            if f.claim_token != token:
+                f.claim_since = time.monotonic()
+            f.claim_token = token
+            self.arm_heartbeat(timeout_s)
+
+    def release(self, token: int) -> None:
+        with self.lock:
+            f = self.fixture
+            if f.claim_token == 0:
+                return
+            self.check_owner(token)
+            if f.contactor_closed or f.contactor_command or self.inlet_voltage >= SAFE_VOLTAGE:
+                raise FixtureRefused("bench energised: the owner's claim (and its watchdog) stays")
+            f.claim_token = 0
+            self.arm_heartbeat(0.0)
+
+    def request_safe(self, token: int) -> None:
+        with self.lock:
+            if self.fixture.claim_token not in (0, token):
+                self.fixture.safe_requests = (self.fixture.safe_requests + 1) & 0xFFFF
 
     def command_contactors(self, close: bool) -> None:
         with self.lock:

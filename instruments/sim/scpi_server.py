@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from instruments.sim.scpi_dialect import Dialect
+from instruments.sim.wire_log import WireLog
 
 log = logging.getLogger("instruments.sim")
 
@@ -36,6 +37,8 @@ class ScpiServer:
         self.faults = ServerFaults()
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.connections = 0  # accepted so far
+        self.wire_log: WireLog | None = None  # every connection and received line, when set
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -63,6 +66,11 @@ class ScpiServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections += 1
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
+        if self.wire_log:
+            self.wire_log.write(f"{peer} connect")
         idle = self.dialect.IDLE_DROP_S
         try:
             while True:
@@ -76,6 +84,8 @@ class ScpiServer:
                 line = raw.decode("ascii", "replace").strip()
                 if not line:
                     continue
+                if self.wire_log:
+                    self.wire_log.write(f"{peer} {line}")
                 if self.faults.stalled:
                     continue  # a hung unit: reads the line, does nothing, never answers
                 if self.faults.latency_s:

@@ -3,7 +3,7 @@ start with test_). Each leaves a run a different way while the bench is energise
 
 from __future__ import annotations
 
-from rig.steps import energise
+from rig.steps import energise, hold
 
 
 def _energise(rig) -> None:
@@ -32,3 +32,11 @@ def test_long_hold(rig, check) -> None:
     _energise(rig)
     check("pp.unplugged", rig.sample().fixture.pp_voltage)
     rig.wait(1e9)
+
+
+def test_hold_and_pass(rig, check) -> None:
+    """Energised for 100 rig seconds (5 s at the standalone simulator's scale), then a measurement."""
+    _energise(rig)
+    for sample in hold(rig, 100.0, 1.0, "hold"):
+        assert sample.fixture.inlet_current > 9.0
+    check("pp.unplugged", rig.sample().fixture.pp_voltage)
