@@ -22,15 +22,15 @@ import hmac
 import json
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import anyio
 import jinja2
 from starlette.applications import Starlette
-from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -47,6 +47,7 @@ HERE = Path(__file__).parent
 COOKIE = "rig_token"
 OUTCOMES = ("passed", "failed", "tripped", "interrupted", "error", "running")
 RUNS_LIMIT = 100
+REPORTS_KEPT = 16
 
 
 class DashboardError(Exception):
@@ -135,9 +136,8 @@ class TokenGate:
         given = request.query_params.get("token")
         if given is not None and self._ok(given):
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = URL(scope=scope).replace(query=urlencode(rest), scheme=None, netloc=None)
-            response: Response = RedirectResponse(str(target.path) + (f"?{target.query}" if target.query else ""),
-                                                  status_code=303)
+            target = quote(scope["path"]) + (f"?{urlencode(rest)}" if rest else "")
+            response: Response = RedirectResponse(target, status_code=303)
             response.set_cookie(COOKIE, given, httponly=True, samesite="strict")
             await response(scope, receive, send)
             return
@@ -174,6 +174,7 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
     env = environment()
     keys = queries.LimitKeys(db)
     render_lock = threading.Lock()  # the report's matplotlib figures: one at a time
+    reports: OrderedDict[tuple[str, Any], str] = OrderedDict()  # finished runs' pages: plots take seconds
 
     def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("nav", name.removesuffix(".html"))
@@ -224,16 +225,24 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
 
     def run_page(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        run = queries.load_report_run(db, run_id)
-        if run is None:
+        record = queries.run_record(db, run_id)
+        if record is None:
             return page("missing.html", status=404, what=f"No run {run_id} in this database.")
+        key = (run_id, record["updated_at"])
+        if key in reports:
+            return HTMLResponse(reports[key])
         from rig.report import render_html
 
+        run = queries.load_report_run(db, record)
         with render_lock:
             html, _ = render_html(run)
         bar = env.get_template("_runbar.html").render(run=run, token_on=token is not None)
         head = '<meta http-equiv="refresh" content="10">' if not run.finished else ""
         html = html.replace("<head>", f"<head>{head}", 1).replace("<body>", f"<body>{bar}", 1)
+        if run.finished and record["finished"]:  # a finished run's report changes only if it is stored again
+            reports[key] = html
+            while len(reports) > REPORTS_KEPT:
+                reports.popitem(last=False)
         return HTMLResponse(html)
 
     def dut(request: Request) -> HTMLResponse:

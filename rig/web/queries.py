@@ -69,17 +69,15 @@ class LimitKeys:
 def run_record(db: Database, run_id: str) -> dict[str, Any] | None:
     runs = schema.runs
     with db.engine.connect() as connection:
-        row = connection.execute(sa.select(runs.c.id, runs.c.run_id, runs.c.folder, runs.c.meta, runs.c.finished)
+        row = connection.execute(sa.select(runs.c.id, runs.c.run_id, runs.c.folder, runs.c.meta, runs.c.finished,
+                                           runs.c.updated_at)
                                  .where(runs.c.run_id == run_id)).mappings().first()
     return dict(row) if row else None
 
 
-def load_report_run(db: Database, run_id: str) -> Run | None:
-    """The report's ``Run``: from the run folder the database points at when this PC can read it, else
-    rebuilt from the database's rows (a run recorded on another rig PC)."""
-    record = run_record(db, run_id)
-    if record is None:
-        return None
+def load_report_run(db: Database, record: dict[str, Any]) -> Run:
+    """The report's ``Run`` of a ``run_record``: from the run folder the database points at when this PC can
+    read it, else rebuilt from the database's rows (a run recorded on another rig PC)."""
     folder = Path(record["folder"]) if record["folder"] else None
     if folder is not None and (folder / "run.json").is_file():
         return load_run(folder)
@@ -112,8 +110,10 @@ def run_from_rows(db: Database, record: dict[str, Any]) -> Run:
                       r.value if r.value is not None else float("nan"), r.unit or "", r.low, r.high,
                       (r.verdict or "").upper(), r.limit_key or "", r.source or "", r.confidence or "")
                for r in measured]
-    # A run that has not ended has no verdicts from pytest yet: the report then reads the measurements.
-    cases = [Case(r.nodeid, r.outcome, r.message or "", r.duration_s) for r in tests] if record["finished"] else None
+    # pytest's verdicts (junit.xml) as stored; a test known only by its measurements (no junit.xml: the run
+    # is still going or was killed) has none, and the report then reads the measurements, as from a folder.
+    cases = [Case(r.nodeid, r.outcome, r.message or "", r.duration_s) for r in tests
+             if r.outcome in ("passed", "failed", "error", "skipped")] or None
     notes = ["rebuilt from the results database (the run folder is not readable on this PC)"]
     return Run(Path(record["folder"] or record["run_id"]), dict(record["meta"] or {}),
                Samples.from_rows(header, (cells(x) for x in samples)), results, cases, notes)

@@ -16,7 +16,7 @@ from typing import Any
 from rig import si
 
 WIDTH, HEIGHT = 1000, 380
-LEFT, RIGHT, TOP, BOTTOM = 78, 16, 14, 30
+LEFT, RIGHT, TOP, BOTTOM = 84, 16, 14, 30
 COLOURS = ("#1f5fa8", "#d9822b", "#2a8a4a", "#7b4fa8", "#8c564b", "#c2417f", "#5f6b73", "#17a2b8")
 FAIL = "#c0001a"
 LIMIT = "#b00020"
@@ -67,8 +67,8 @@ def trend_svg(rows: list[dict[str, Any]], title: str) -> tuple[str, list[tuple[s
     pad = (y_high - y_low) * 0.06 or abs(y_high) * 0.1 or 1.0
     y_low, y_high = y_low - pad, y_high + pad
     t_low, t_high = min(times), max(times)
-    if t_high - t_low < 60:
-        t_low, t_high = t_low - 30, t_high + 30
+    margin = max((t_high - t_low) * 0.03, 30.0)  # no point on the frame
+    t_low, t_high = t_low - margin, t_high + margin
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(t: float) -> float:
