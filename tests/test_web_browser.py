@@ -110,6 +110,14 @@ def dashboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
     db = Database(url)
     try:
         sync(db, run_folders(old))
+        with db.engine.begin() as c:  # the rest of the lab: other benches beside the one the test runs on
+            db.put_bench(c, {"bench_key": "bench-2", "rig_name": "NACS bench 2", "owner": "A. Lead", "host": "pc2",
+                             "state": "free", "outcome": "failed", "dut_serial": XSS, "run_id": "20261128-093000-XSS"})
+            db.put_bench(c, {"bench_key": "bench-3", "rig_name": "NACS bench 3", "owner": "J. Tech", "host": "pc3",
+                             "state": "tripped", "dut_serial": "LOT7-0012", "run_id": "20261202-071500-LOT7-0012",
+                             "test": "test_plans/test_endurance.py::test_temperature_rise_at_rated_current",
+                             "hottest_c": 90.4, "hottest_contact": "DC+",
+                             "live": {"bus_v": 0.4, "inlet_a": 0.0, "trip_c": 90.0, "test_elapsed_s": 1830.0}})
     finally:
         db.close()
     port = free_port()
@@ -133,7 +141,7 @@ def dashboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
             server.wait()
 
 
-def shoot(page: Any, name: str) -> None:
+def shoot(page: Any, name: str, full_page: bool = True) -> None:
     """Screenshots at 1400 px and 820 px (a tablet), when RIG_WEB_SCREENSHOTS names a folder."""
     folder = os.environ.get("RIG_WEB_SCREENSHOTS")
     if not folder:
@@ -141,7 +149,7 @@ def shoot(page: Any, name: str) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     for width in (1400, 820):
         page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(Path(folder) / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / f"{name}-{width}.png"), full_page=full_page)
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
@@ -163,7 +171,8 @@ def test_lab_live_then_runs_dut_trend_in_a_browser(chromium: Any, dashboard: dic
         # Lab: the bench appears running, then its current and temperature change in place (no reload).
         page.goto(base + "/")
         page.evaluate("window.__loaded_once = true")
-        bench = page.locator("section.bench")
+        bench = page.locator("section.bench", has=page.locator("a.dut", has_text="WEB-1"))
+        expect(page.locator("section[data-bench='bench-2'] a.dut")).to_have_text(XSS)  # text, not a script
         expect(bench.locator(".state")).to_have_text("running", timeout=WAIT_MS)
         expect(bench.locator("a.dut")).to_have_text("WEB-1")
         expect(bench.locator(".bus-v")).to_have_text(re.compile(r"^\d[\d.]* V$"), timeout=WAIT_MS)
@@ -181,6 +190,7 @@ def test_lab_live_then_runs_dut_trend_in_a_browser(chromium: Any, dashboard: dic
         run_id = bench.locator("a[href^='/runs/']").inner_text()
         page.goto(f"{base}/runs/{run_id}")
         expect(page.locator(".runbar")).to_contain_text("run in progress", timeout=WAIT_MS)
+        shoot(page, "run-in-progress", full_page=False)
 
         release.touch()
         out, _ = run.communicate(timeout=600)
@@ -224,8 +234,10 @@ def test_lab_live_then_runs_dut_trend_in_a_browser(chromium: Any, dashboard: dic
 
         # Lab again: the bench is idle, its last run passed.
         page.goto(base + "/")
-        expect(page.locator("section.bench .state")).to_have_text("idle", timeout=WAIT_MS)
-        expect(page.locator("section.bench .outcome")).to_have_text("passed")
+        bench = page.locator("section.bench", has=page.locator("a.dut", has_text="WEB-1"))
+        expect(bench.locator(".state")).to_have_text("idle", timeout=WAIT_MS)
+        expect(bench.locator(".outcome")).to_have_text("passed")
+        expect(page.locator("section.bench")).to_have_count(3)
     finally:
         page.close()
         if run.poll() is None:

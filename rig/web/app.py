@@ -22,6 +22,7 @@ import hmac
 import json
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rig import si
 from rig.db import queries as db_queries
@@ -150,6 +151,30 @@ class TokenGate:
                                      "?token=TOKEN (a cookie keeps it), or send 'Authorization: Bearer TOKEN'.\n",
                                      status_code=401)
         await response(scope, receive, send)
+
+
+class ServerTiming:
+    """``Server-Timing: app;dur=MS`` on every response: the time from the request's arrival to the start of
+    the response (queries and templates; the page body follows at once), shown by a browser's developer
+    tools and read by ``python -m bench``'s ``web`` module."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", f"app;dur={took:.1f}".encode())]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 # --- the app --------------------------------------------------------------------------------------------
@@ -292,4 +317,4 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.db = db
-    return TokenGate(app, token) if token else app
+    return ServerTiming(TokenGate(app, token) if token else app)
