@@ -950,14 +950,23 @@ def serve(results: Path, rig_file: Path | None, db_url: str | None, host: str, p
     if where.url.startswith("sqlite:///") and not Path(where.url[len("sqlite:///"):]).exists():
         raise RigClickError(f"no results database at {where.url[len('sqlite:///'):]} (rig run creates it; "
                             "--results DIR or --db URL names another)", EXIT_USAGE)
+    import threading
+
     import uvicorn
 
     from rig.web.app import DashboardError, create_app
 
+    stopping = threading.Event()
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.set()  # the Lab pages' live streams end, so Ctrl-C stops the server at once
+            super().handle_exit(sig, frame)
+
     try:  # opened as it is: the dashboard never migrates or writes
-        app = create_app(where.url, token=token, stale_after_s=stale_after)
+        app = create_app(where.url, token=token, stale_after_s=stale_after, stopping=stopping)
     except DashboardError as exc:
         raise RigClickError(str(exc), EXIT_USAGE) from None
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"lab dashboard on http://{shown}:{port}/ (read-only; {display_url(where.url)}); Ctrl-C stops it")
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)).run()

@@ -122,6 +122,8 @@ def test_every_value_is_escaped(client: TestClient) -> None:
 
 def test_read_only_only_get_routes_and_nothing_written(lab: dict[str, Any], client: TestClient) -> None:
     app = client.app
+    while not hasattr(app, "routes"):  # inside the timing (and token) wrappers
+        app = app.app
     routes = [r for r in app.routes if isinstance(r, Route)]
     assert routes and all(set(r.methods or ()) <= {"GET", "HEAD"} for r in routes)
     assert all(isinstance(r, Route | Mount) for r in app.routes)
@@ -202,3 +204,26 @@ def test_a_run_whose_folder_is_gone_is_rebuilt_from_the_database(lab: dict[str, 
     page = client.get("/runs/20261128-113000-INLET-42").text
     assert "rebuilt from the results database" in page
     assert "Verdict per test" in page and "cp.state_d.high" in page and "data:image/png;base64" in page
+
+
+def test_trend_svg_limits_step_where_they_change_and_text_is_escaped() -> None:
+    from rig.web.queries import TrendPoints
+    from rig.web.svg import trend_svg
+
+    n = 1000
+    points = TrendPoints(started=[1.7e9 + 3600 * i for i in range(n)], run_pk=list(range(n)),
+                         name=[XSS] * n, value=[1.0 + (i % 7) / 100 for i in range(n - 1)] + [2.0],
+                         low=[None] * n, high=[1.5] * 500 + [1.6] * 500, verdict=["PASS"] * (n - 1) + ["FAIL"],
+                         unit="<V>")
+    svg, legend = trend_svg(points, f"{XSS} across runs")
+    assert "<script>" not in svg and "&lt;V&gt;" in svg and ESCAPED in svg
+    high = re.search(r'<path d="([^"]*)"[^>]*class="limit high"', svg)
+    assert high is not None and high.group(1).count("V") == 1, "one step where the limit changed, not one per run"
+    assert 'class="limit low"' not in svg
+    assert svg.count("h0") == n and 'class="fails"' in svg
+    assert legend[0][1] == XSS and [label for _, label in legend[1:]] == ["FAIL", "limit"]
+
+
+def test_responses_carry_server_timing(client: TestClient) -> None:
+    timing = client.get("/runs").headers["server-timing"]
+    assert re.fullmatch(r"app;dur=\d+\.\d", timing)

@@ -49,6 +49,7 @@ COOKIE = "rig_token"
 OUTCOMES = ("passed", "failed", "tripped", "interrupted", "error", "running")
 RUNS_LIMIT = 100
 REPORTS_KEPT = 16
+TREND_ROWS = 50  # the newest values listed under the plot
 
 
 class DashboardError(Exception):
@@ -194,8 +195,11 @@ def _date(text: str | None, end_of_day: bool = False) -> tuple[dt.datetime | Non
 
 
 def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_queries.STALE_AFTER_S,
-               poll_s: float = 1.0) -> ASGIApp:
+               poll_s: float = 1.0, stopping: threading.Event | None = None) -> ASGIApp:
+    """``stopping``: set by the server on Ctrl-C, so that open live streams end and the server stops at
+    once rather than waiting for every browser tab to close."""
     db = open_database(url)
+    stopping = stopping or threading.Event()
     env = environment()
     keys = queries.LimitKeys(db)
     render_lock = threading.Lock()  # the report's matplotlib figures: one at a time
@@ -219,7 +223,7 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
         async def stream() -> AsyncIterator[str]:
             last, quiet = None, 0
             yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
+            while not stopping.is_set() and not await request.is_disconnected():
                 html = await anyio.to_thread.run_sync(benches_html)
                 if html != last:
                     yield f"data: {json.dumps({'html': html})}\n\n"
@@ -287,17 +291,17 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
         key = q.get("key", "").strip()
         since, bad_since = _date(q.get("since"))
         until, bad_until = _date(q.get("until"), end_of_day=True)
-        rows = db_queries.trend(db, key, dut=q.get("dut") or None, rig=q.get("rig") or None, since=since,
-                                until=until) if key else []
-        svg, legend = trend_svg(rows, f"{key} across runs") if rows else ("", [])
-        values = [r["value"] for r in rows if r["value"] is not None and math.isfinite(r["value"])]
-        stats = None
-        if values:
-            stats = {"count": len(rows), "runs": len({r["run_id"] for r in rows}), "min": min(values),
-                     "max": max(values), "mean": sum(values) / len(values), "unit": rows[-1]["unit"] or "",
-                     "fails": sum(r["verdict"] == "FAIL" for r in rows),
-                     "low": rows[-1]["low"], "high": rows[-1]["high"]}
-        return page("trend.html", key=key, keys=keys.get(), filters=dict(q), rows=rows[::-1][:50], stats=stats,
+        where = {"dut": q.get("dut") or None, "rig": q.get("rig") or None, "since": since, "until": until}
+        points = queries.trend_points(db, key, **where) if key else None
+        svg, legend = trend_svg(points, f"{key} across runs") if points else ("", [])
+        values = [v for v in points.value if v is not None and math.isfinite(v)] if points else []
+        stats, rows = None, []
+        if points and values:
+            stats = {"count": len(points), "runs": len(set(points.run_pk)), "min": min(values), "max": max(values),
+                     "mean": sum(values) / len(values), "unit": points.unit, "fails": points.verdict.count("FAIL"),
+                     "low": points.low[-1], "high": points.high[-1]}
+            rows = queries.trend_newest(db, key, TREND_ROWS, **where)
+        return page("trend.html", key=key, keys=keys.get(), filters=dict(q), rows=rows, stats=stats,
                     svg=svg, legend=legend, problems=[p for p in (bad_since, bad_until) if p])
 
     routes = [

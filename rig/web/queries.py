@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from rig.db import schema
-from rig.db.queries import limit_keys, list_benches
+from rig.db.queries import _like, _utc, limit_keys, list_benches
 from rig.db.store import Database
 from rig.report import Case, Result, Run, Samples, load_run
 
@@ -117,3 +118,77 @@ def run_from_rows(db: Database, record: dict[str, Any]) -> Run:
     notes = ["rebuilt from the results database (the run folder is not readable on this PC)"]
     return Run(Path(record["folder"] or record["run_id"]), dict(record["meta"] or {}),
                Samples.from_rows(header, (cells(x) for x in samples)), results, cases, notes)
+
+
+# --- the Trend page ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrendPoints:
+    """One limit key across runs, oldest first, column by column (10 000 values cost no dict per row):
+    the run's start (POSIX seconds), its primary key, and the measurement's name, value, limits, verdict."""
+
+    started: list[float]
+    run_pk: list[int]
+    name: list[str]
+    value: list[float | None]
+    low: list[float | None]
+    high: list[float | None]
+    verdict: list[str | None]
+    unit: str
+
+    def __len__(self) -> int:
+        return len(self.started)
+
+
+def _trend_where(query: sa.Select[Any], key: str, dut: str | None, rig: str | None, since: dt.datetime | None,
+                 until: dt.datetime | None) -> sa.Select[Any]:
+    m, runs = schema.measurements, schema.runs
+    query = query.select_from(m.join(runs, m.c.run_pk == runs.c.id)).where(m.c.limit_key == key)
+    if dut:
+        query = query.where(_like(runs.c.dut_serial, dut))
+    if rig:
+        query = query.where(_like(runs.c.rig_name, rig))
+    if since is not None:
+        query = query.where(runs.c.started >= _utc(since))
+    if until is not None:
+        query = query.where(runs.c.started < _utc(until))
+    return query
+
+
+def _epoch(value: Any) -> float:
+    """A stored start as POSIX seconds: SQLite hands back text (read raw: parsing it is the costly part of
+    10 000 rows through the column type), PostgreSQL a naive UTC datetime."""
+    when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    return when.replace(tzinfo=dt.UTC).timestamp()
+
+
+def trend_points(db: Database, key: str, *, dut: str | None = None, rig: str | None = None,
+                 since: dt.datetime | None = None, until: dt.datetime | None = None) -> TrendPoints:
+    """What ``rig trend`` reads (``rig.db.queries.trend``, the same filters and order), only the columns a
+    plot and its figures need, from ``ix_measurements_trend`` and ``ix_runs_started``."""
+    m, runs = schema.measurements, schema.runs
+    started = sa.type_coerce(runs.c.started, sa.String) if db.engine.dialect.name == "sqlite" else runs.c.started
+    query = _trend_where(sa.select(started, m.c.run_pk, m.c.name, m.c.value, m.c.low, m.c.high, m.c.verdict, m.c.unit),
+                         key, dut, rig, since, until).order_by(runs.c.started, runs.c.id, m.c.seq)
+    with db.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(8)]
+    return TrendPoints([_epoch(s) for s in columns[0]], list(columns[1]), list(columns[2]), list(columns[3]),
+                       list(columns[4]), list(columns[5]), list(columns[6]), (rows[-1][7] or "") if rows else "")
+
+
+def trend_newest(db: Database, key: str, count: int, *, dut: str | None = None, rig: str | None = None,
+                 since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The newest ``count`` rows of the same trend, newest first, with their run, DUT and rig."""
+    m, runs = schema.measurements, schema.runs
+    query = _trend_where(sa.select(runs.c.started, runs.c.run_id, runs.c.dut_serial.label("dut"),
+                                   runs.c.rig_name.label("rig"), m.c.name, m.c.value, m.c.unit, m.c.low, m.c.high,
+                                   m.c.verdict), key, dut, rig, since, until)
+    query = query.order_by(runs.c.started.desc(), runs.c.id.desc(), m.c.seq.desc()).limit(count)
+    with db.engine.connect() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(query)]
+    for row in rows:
+        if row["started"] is not None:
+            row["started"] = row["started"].replace(tzinfo=dt.UTC)
+    return rows

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 from html import escape
-from typing import Any
 
 from rig import si
+from rig.web.queries import TrendPoints
 
 WIDTH, HEIGHT = 1000, 380
 LEFT, RIGHT, TOP, BOTTOM = 84, 16, 14, 30
@@ -53,20 +53,21 @@ def _time_ticks(start: float, end: float) -> list[tuple[float, str]]:
     return ticks
 
 
-def trend_svg(rows: list[dict[str, Any]], title: str) -> tuple[str, list[tuple[str, str]]]:
-    """The plot of ``rig.db.queries.trend`` rows (oldest first) and its legend (colour, label) for the page
-    to lay out (it wraps there, not in the SVG); ("", []) without a value to draw."""
-    points = [r for r in rows if r["value"] is not None and math.isfinite(r["value"]) and r["started"] is not None]
-    if not points:
+def trend_svg(trend: TrendPoints, title: str) -> tuple[str, list[tuple[str, str]]]:
+    """The plot of one trend (oldest first) and its legend (colour, label) for the page to lay out (it
+    wraps there, not in the SVG); ("", []) without a value to draw."""
+    keep = [i for i, v in enumerate(trend.value) if v is not None and math.isfinite(v)]
+    if not keep:
         return "", []
-    unit = points[-1]["unit"] or ""
-    times = [r["started"].timestamp() for r in points]
-    bounds = [b for r in rows for b in (r["low"], r["high"]) if b is not None and math.isfinite(b)]
-    values = [r["value"] for r in points]
-    y_low, y_high = min(values + bounds), max(values + bounds)
+    unit = trend.unit
+    times = [trend.started[i] for i in keep]
+    values = [trend.value[i] for i in keep]
+    names = [trend.name[i] for i in keep]
+    bounds = [b for b in (*trend.low, *trend.high) if b is not None and math.isfinite(b)]
+    y_low, y_high = min(min(values), *bounds, math.inf), max(max(values), *bounds, -math.inf)
     pad = (y_high - y_low) * 0.06 or abs(y_high) * 0.1 or 1.0
     y_low, y_high = y_low - pad, y_high + pad
-    t_low, t_high = min(times), max(times)
+    t_low, t_high = times[0], times[-1]
     margin = max((t_high - t_low) * 0.03, 30.0)  # no point on the frame
     t_low, t_high = t_low - margin, t_high + margin
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -90,14 +91,11 @@ def trend_svg(rows: list[dict[str, Any]], title: str) -> tuple[str, list[tuple[s
         out.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#eee"/>'
                    f'<text x="{tx:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle" class="tick">'
                    f'{escape(label)}</text>')
-    # The limits as step lines: each run's limit holds until the next run.
-    for bound in ("low", "high"):
-        if not any(r[bound] is not None for r in points):
-            continue
+    # The limits as step lines: each run's limit holds until the next run's.
+    for bound, column in (("low", trend.low), ("high", trend.high)):
         d, previous = [], None
-        for t, r in zip(times, points, strict=True):
-            value = r[bound]
-            if value is None:
+        for t, value in zip(trend.started, column, strict=True):
+            if value is None or not math.isfinite(value):
                 previous = None
                 continue
             if previous is None:  # the first run's limit from the left edge; a gap restarts at its run
@@ -105,15 +103,15 @@ def trend_svg(rows: list[dict[str, Any]], title: str) -> tuple[str, list[tuple[s
             elif value != previous:  # a step only where the limit changed: a handful, not one per run
                 d.append(f"H{x(t):.1f}V{y(value):.1f}")
             previous = value
-        out.append(f'<path d="{"".join(d)}H{WIDTH - RIGHT}" fill="none" stroke="{LIMIT}" stroke-width="1.5" '
-                   f'stroke-dasharray="6 4" class="limit {bound}"/>')
+        if d:
+            out.append(f'<path d="{"".join(d)}H{WIDTH - RIGHT}" fill="none" stroke="{LIMIT}" stroke-width="1.5" '
+                       f'stroke-dasharray="6 4" class="limit {bound}"/>')
     # Points in integer half units of the view box, inside a scale(0.5) group: integer formatting is what
     # keeps 10 000 points to a few tens of milliseconds.
     kx, ky = 2 * plot_w / (t_high - t_low), 2 * plot_h / (y_high - y_low)
-    x0, y0 = 2 * LEFT, 2 * TOP
-    xs = [int(x0 + (t - t_low) * kx) for t in times]
-    ys = [int(y0 + (y_high - r["value"]) * ky) for r in points]
-    names = [r["name"] for r in points]
+    x0, y0 = 2 * LEFT - t_low * kx, 2 * TOP + y_high * ky
+    xs = [int(x0 + t * kx) for t in times]
+    ys = [int(y0 - v * ky) for v in values]
     legend = []
     out.append('<g transform="scale(0.5)">')
     for i, name in enumerate(dict.fromkeys(names)):
@@ -121,8 +119,9 @@ def trend_svg(rows: list[dict[str, Any]], title: str) -> tuple[str, list[tuple[s
         d = "".join([f"M{px},{py}h0" for px, py, n in zip(xs, ys, names, strict=True) if n == name])
         out.append(f'<path d="{d}" stroke="{colour}" stroke-width="10" stroke-linecap="round" class="series"/>')
         legend.append((colour, name))
+    verdicts = [trend.verdict[i] for i in keep]
     failed = "".join([f"M{px - 8},{py - 8}l16,16m0,-16l-16,16"
-                      for px, py, r in zip(xs, ys, points, strict=True) if r["verdict"] == "FAIL"])
+                      for px, py, v in zip(xs, ys, verdicts, strict=True) if v == "FAIL"])
     if failed:
         out.append(f'<path d="{failed}" stroke="{FAIL}" stroke-width="4" class="fails"/>')
         legend.append((FAIL, "FAIL"))
