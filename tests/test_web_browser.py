@@ -63,7 +63,10 @@ def test_hold_until_released(rig, profile, check):
 
 SEEN_CHANGES = """() => {
   const seen = window.__seen || (window.__seen = {amps: new Set(), temps: new Set()});
-  const amps = document.querySelector('.inlet-a'), temp = document.querySelector('.hottest-c');
+  const bench = [...document.querySelectorAll('section.bench')]
+    .find(s => (s.querySelector('a.dut') || {}).textContent === 'WEB-1');
+  if (!bench) { return false; }
+  const amps = bench.querySelector('.inlet-a'), temp = bench.querySelector('.hottest-c');
   if (amps && amps.textContent !== '—') seen.amps.add(amps.textContent);
   if (temp && temp.textContent !== '—') seen.temps.add(temp.textContent);
   return seen.amps.size >= 2 && seen.temps.size >= 2;

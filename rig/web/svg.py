@@ -113,11 +113,12 @@ def trend_svg(trend: TrendPoints, title: str) -> tuple[str, list[tuple[str, str]
     xs = [int(x0 + t * kx) for t in times]
     ys = [int(y0 - v * ky) for v in values]
     legend = []
+    dot = 10 if len(xs) <= 1000 else 6  # dense trends in finer dots
     out.append('<g transform="scale(0.5)">')
     for i, name in enumerate(dict.fromkeys(names)):
         colour = COLOURS[i % len(COLOURS)]
         d = "".join([f"M{px},{py}h0" for px, py, n in zip(xs, ys, names, strict=True) if n == name])
-        out.append(f'<path d="{d}" stroke="{colour}" stroke-width="10" stroke-linecap="round" class="series"/>')
+        out.append(f'<path d="{d}" stroke="{colour}" stroke-width="{dot}" stroke-linecap="round" class="series"/>')
         legend.append((colour, name))
     verdicts = [trend.verdict[i] for i in keep]
     failed = "".join([f"M{px - 8},{py - 8}l16,16m0,-16l-16,16"
@@ -128,6 +129,5 @@ def trend_svg(trend: TrendPoints, title: str) -> tuple[str, list[tuple[str, str]
     out.append("</g>")
     if bounds:
         legend.append((LIMIT, "limit"))
-    out.append(f'<text x="14" y="{TOP + plot_h / 2:.0f}" transform="rotate(-90 14 {TOP + plot_h / 2:.0f})" '
-               f'text-anchor="middle" class="tick">{escape(unit)}</text></svg>')
+    out.append(f'<text x="6" y="{TOP + plot_h / 2:.0f}" class="tick">{escape(unit)}</text></svg>')
     return "".join(out), legend
