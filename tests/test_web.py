@@ -227,3 +227,22 @@ def test_trend_svg_limits_step_where_they_change_and_text_is_escaped() -> None:
 def test_responses_carry_server_timing(client: TestClient) -> None:
     timing = client.get("/runs").headers["server-timing"]
     assert re.fullmatch(r"app;dur=\d+\.\d", timing)
+
+
+def test_a_database_that_stops_answering_is_one_line_not_a_crash(lab: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy as sa
+
+    from rig.db import queries as db_queries
+    from rig.web import queries
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused\nDETAIL: more"))
+
+    with TestClient(create_app(lab["url"])) as c:
+        monkeypatch.setattr(queries, "list_benches", down)
+        monkeypatch.setattr(db_queries, "list_runs", down)
+        fragment = c.get("/lab/fragment")
+        assert fragment.status_code == 200 and "does not answer" in fragment.text and "DETAIL" not in fragment.text
+        runs = c.get("/runs")
+        assert runs.status_code == 503 and "does not answer" in runs.text and "Traceback" not in runs.text

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode
 
 import anyio
 import jinja2
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
@@ -65,13 +66,16 @@ def open_database(url: str) -> Database:
             revision = current_revision(connection)
     except Exception as exc:
         db.close()
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DashboardError(f"results database {display_url(url)}: {first}") from None
+        raise DashboardError(f"results database {display_url(url)}: {first_line(exc)}") from None
     if revision != HEAD_REVISION:
         db.close()
         raise DashboardError(f"results database {display_url(url)} is at schema revision {revision or 'none'}, this "
                              f"rig reads {HEAD_REVISION}: `rig sync` upgrades it in place (rig serve only reads)")
     return db
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # --- formatting for the templates ----------------------------------------------------------------------
@@ -211,7 +215,11 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
         return HTMLResponse(body, status_code=status)
 
     def benches_html() -> str:
-        return env.get_template("_benches.html").render(benches=queries.lab(db, stale_after_s))
+        try:
+            benches = queries.lab(db, stale_after_s)
+        except sa.exc.SQLAlchemyError as exc:  # the live page says so and keeps trying; the server goes on
+            return env.get_template("_unreachable.html").render(database=db.name, reason=first_line(exc))
+        return env.get_template("_benches.html").render(benches=benches)
 
     def lab(request: Request) -> HTMLResponse:
         return page("lab.html", benches_html=benches_html(), poll_s=poll_s)
@@ -319,6 +327,10 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
         yield
         db.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def unreachable(request: Request, exc: Exception) -> HTMLResponse:
+        body = env.get_template("_unreachable.html").render(database=db.name, reason=first_line(exc))
+        return page("missing.html", status=503, what=None, body=body)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={sa.exc.SQLAlchemyError: unreachable})
     app.state.db = db
     return ServerTiming(TokenGate(app, token) if token else app)
