@@ -211,7 +211,7 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
 
     def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("nav", name.removesuffix(".html"))
-        body = env.get_template(name).render(database=db.name, token_on=token is not None, **context)
+        body = env.get_template(name).render(database=db.name, **context)
         return HTMLResponse(body, status_code=status)
 
     def benches_html() -> str:
@@ -222,7 +222,7 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
         return env.get_template("_benches.html").render(benches=benches)
 
     def lab(request: Request) -> HTMLResponse:
-        return page("lab.html", benches_html=benches_html(), poll_s=poll_s)
+        return page("lab.html", benches_html=benches_html())
 
     def lab_fragment(request: Request) -> HTMLResponse:
         return HTMLResponse(benches_html())
@@ -273,7 +273,7 @@ def create_app(url: str, *, token: str | None = None, stale_after_s: float = db_
         run = queries.load_report_run(db, record)
         with render_lock:
             html, _ = render_html(run)
-        bar = env.get_template("_runbar.html").render(run=run, token_on=token is not None)
+        bar = env.get_template("_runbar.html").render(run=run)
         head = '<meta http-equiv="refresh" content="10">' if not run.finished else ""
         html = html.replace("<head>", f"<head>{head}", 1).replace("<body>", f"<body>{bar}", 1)
         if run.finished and record["finished"]:  # a finished run's report changes only if it is stored again

@@ -1,10 +1,10 @@
 """What the dashboard's pages read from the results database, as plain rows and a report ``Run``.
 
 Only SELECTs: the dashboard never writes (``rig.web`` opens the database without migrating it). The
-run listing, a DUT's history and a limit's trend are ``rig.db.queries``' (the same rows as ``rig runs``,
-``rig history``, ``rig trend``); this module adds the lab view of the bench rows and the report of one
-run, from its folder when this PC can read it (the record, and the freshest view of a run in progress)
-or else from the database's rows.
+run listing and a DUT's history are ``rig.db.queries``' (the same rows as ``rig runs`` and ``rig
+history``); this module adds the lab view of the bench rows, the report of one run (from its folder when
+this PC can read it: the record, and the freshest view of a run in progress; else from the database's
+rows), and ``rig trend``'s query read column by column for the Trend page's plot of 10 000 values.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from rig.db import schema
 from rig.db.queries import _like, _utc, limit_keys, list_benches
 from rig.db.store import Database
 from rig.report import Case, Result, Run, Samples, load_run
-
-#: Lab states, in the order a lab lead looks for them.
-STATES = ("tripped", "stale", "running", "owned", "idle")
 
 
 def bench_state(row: dict[str, Any]) -> str:
