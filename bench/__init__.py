@@ -18,6 +18,8 @@ each one is taken). One module per figure:
 - ``bench.db``: the results database: the sampler's rate with the session's database feed over without
   (``db_sampler_ratio_sqlite``, ``..._postgresql``), samples stored per second (``db_samples_per_s_*``),
   ``rig history`` / ``rig trend`` on 10 000 runs x 60 measurements (``history_wall_s_*``, ``trend_wall_s_*``)
+- ``bench.web``: the lab dashboard's Runs and Trend pages on that database, server time
+  (``web_runs_ms_*``, ``web_trend_ms_*``)
 
 Shared pieces: ``bench.specs`` (the simulated benches used), ``bench.simproc`` (a simulated bench in its
 own process), ``bench.hand_loop`` (the plain pyvisa + pymodbus baseline), ``bench.machine``.
@@ -111,4 +113,8 @@ FIGURES = (
     "trend_wall_s_sqlite",
     "history_wall_s_postgresql",
     "trend_wall_s_postgresql",
+    "web_runs_ms_sqlite",
+    "web_trend_ms_sqlite",
+    "web_runs_ms_postgresql",
+    "web_trend_ms_postgresql",
 )

@@ -35,6 +35,7 @@ MODULES = {
     "db": ("db_sampler_ratio_sqlite", "db_samples_per_s_sqlite", "db_sampler_ratio_postgresql",
            "db_samples_per_s_postgresql", "history_wall_s_sqlite", "trend_wall_s_sqlite",
            "history_wall_s_postgresql", "trend_wall_s_postgresql"),
+    "web": ("web_runs_ms_sqlite", "web_trend_ms_sqlite", "web_runs_ms_postgresql", "web_trend_ms_postgresql"),
 }
 assert sorted(n for names in MODULES.values() for n in names) == sorted(FIGURES)
 

@@ -953,3 +953,68 @@ def benches(results: Path, rig_file: Path | None, db_url: str | None, stale_afte
         return t
 
     emit(rows, as_json, as_csv, table)
+
+
+# --- the lab dashboard ------------------------------------------------------------------------------------
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@main.command()
+@database_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but this PC (e.g. 0.0.0.0, the lab network) needs --token.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8400, show_default=True)
+@click.option("--token", envvar="RIG_SERVE_TOKEN", metavar="TOKEN",
+              help="Access token every request must carry [env: RIG_SERVE_TOKEN]; required off this PC.")
+@click.option("--stale-after", type=click.FloatRange(min=1), default=30.0, show_default=True, metavar="S",
+              help="A bench whose session has not updated its row for this many seconds is shown stale.")
+@one_line_errors
+def serve(results: Path, rig_file: Path | None, db_url: str | None, host: str, port: int, token: str | None,
+          stale_after: float) -> None:
+    """The lab dashboard in a browser: every bench live, every run, every DUT, trends (read-only).
+
+    Reads the results database (the same one `rig runs` reads) and never changes a bench. It listens on
+    this PC only unless --host says otherwise; then it requires an access token: open
+    http://HOST:PORT/?token=TOKEN once (a cookie keeps it), or send 'Authorization: Bearer TOKEN'.
+
+    \b
+    Examples:
+      rig serve                                       http://127.0.0.1:8400 on this PC
+      RIG_SERVE_TOKEN=$(openssl rand -hex 16) rig serve --host 0.0.0.0 --db postgresql://rig@labdb/results
+    """
+    if host not in LOOPBACK and not token:
+        raise click.UsageError(f"--host {host} serves the dashboard beyond this PC: give --token TOKEN (or set "
+                               "RIG_SERVE_TOKEN) so that only the lab's people can read it")
+    if token is not None and len(token) < 8:
+        raise click.UsageError("--token: at least 8 characters (e.g. openssl rand -hex 16)")
+    from rig.config import load_config
+    from rig.db import locate
+    from rig.db.store import display_url
+
+    where = locate(results, load_config(rig_file) if rig_file else None, db_url)
+    if where.url is None:
+        raise RigClickError(f"no results database: {where.origin}", EXIT_USAGE)
+    if where.url.startswith("sqlite:///") and not Path(where.url[len("sqlite:///"):]).exists():
+        raise RigClickError(f"no results database at {where.url[len('sqlite:///'):]} (rig run creates it; "
+                            "--results DIR or --db URL names another)", EXIT_USAGE)
+    import threading
+
+    import uvicorn
+
+    from rig.web.app import DashboardError, create_app
+
+    stopping = threading.Event()
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.set()  # the Lab pages' live streams end, so Ctrl-C stops the server at once
+            super().handle_exit(sig, frame)
+
+    try:  # opened as it is: the dashboard never migrates or writes
+        app = create_app(where.url, token=token, stale_after_s=stale_after, stopping=stopping)
+    except DashboardError as exc:
+        raise RigClickError(str(exc), EXIT_USAGE) from None
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"lab dashboard on http://{shown}:{port}/ (read-only; {display_url(where.url)}); Ctrl-C stops it")
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)).run()

@@ -272,7 +272,37 @@ class RunFeed:
             fixture = latest[0].fixture
             hottest = max((fixture.contact_temp_dc_plus, "DC+"), (fixture.contact_temp_dc_minus, "DC-"))
             row |= {"hottest_c": hottest[0], "hottest_contact": hottest[1]}
+        row["live"] = self._live(latest, row["test"])
         self.db.put_bench(connection, row)
+
+    def _live(self, latest: tuple[Any, str] | None, test: str | None) -> dict[str, Any]:
+        """What the lab dashboard shows beside the row (benches.live): bus voltage, inlet current, the trip
+        limit of the hottest contact, the current test's elapsed time and the hold in progress, in rig
+        seconds. Read from the session's objects on this thread: a glitch costs the readings, not the run."""
+        import math
+
+        live: dict[str, Any] = {}
+        try:
+            rig = self.run.rig
+            now = rig.clock.now()
+            if test != getattr(self, "_live_test", None):
+                self._live_test, self._live_test_since = test, now
+            if test:
+                live["test_elapsed_s"] = round(now - self._live_test_since, 1)
+            live["trip_c"] = rig.limits.max_temperature.value
+            fixture = latest[0].fixture if latest is not None else None
+            if fixture is not None:
+                for key, value in (("bus_v", fixture.inlet_voltage), ("inlet_a", fixture.inlet_current)):
+                    if isinstance(value, float | int) and math.isfinite(value):
+                        live[key] = round(float(value), 3)
+            activity = rig.activity
+            if activity is not None:
+                live |= {"hold": activity.label, "hold_elapsed_s": round(activity.elapsed(now), 1),
+                         "hold_remaining_s": (None if activity.remaining(now) is None
+                                              else round(activity.remaining(now), 1))}
+        except Exception:
+            log.debug("bench live readings", exc_info=True)
+        return live
 
     def _finish(self) -> None:
         folder = Path(self.recorder.folder)
@@ -285,7 +315,7 @@ class RunFeed:
             whole = (self.dropped == 0 and self.measurements_written == len(self.recorder.measurements)
                      and self._reconcile(connection, folder))
             self.db.put_bench(connection, {"bench_key": self.bench_key, "state": "free",
-                                           "outcome": meta.get("outcome"), "test": None})
+                                           "outcome": meta.get("outcome"), "test": None, "live": None})
         if not whole:
             # Rows went missing on the way (a full queue): the files are complete, so store them whole.
             from rig.db.records import read_folder

@@ -151,6 +151,8 @@ benches = sa.Table(
     sa.Column("hottest_contact", sa.String(40)),
     sa.Column("since", sa.DateTime),
     sa.Column("updated_at", sa.DateTime),
+    # revision 0003: bus_v, inlet_a, trip_c, test_elapsed_s, hold (label), hold_elapsed_s, hold_remaining_s
+    sa.Column("live", Json),
 )
 
 #: A run's child tables, deleted and re-filled together when a folder is synced again.
