@@ -107,11 +107,19 @@ def trend(db: Database, limit_key: str, *, dut: str | None = None, rig: str | No
     """Every measurement against one profile limit, across runs, oldest first, with its limits. Only the
     columns of ``ix_measurements_trend`` are read from measurements, so the index alone answers."""
     m = measurements
-    query = (sa.select(runs.c.started, runs.c.run_id, runs.c.dut_serial.label("dut"), runs.c.rig_name.label("rig"),
-                       m.c.name, m.c.value, m.c.unit, m.c.low, m.c.high, m.c.verdict)
-             .select_from(m.join(runs, m.c.run_pk == runs.c.id))
-             .where(m.c.limit_key == limit_key)
-             .order_by(runs.c.started, runs.c.id, m.c.seq))
+    query = trend_where(sa.select(runs.c.started, runs.c.run_id, runs.c.dut_serial.label("dut"),
+                                  runs.c.rig_name.label("rig"), m.c.name, m.c.value, m.c.unit, m.c.low, m.c.high,
+                                  m.c.verdict),
+                        limit_key, dut, rig, since, until)
+    return _fetch(db, query.order_by(runs.c.started, runs.c.id, m.c.seq))
+
+
+def trend_where(query: sa.Select[Any], key: str, dut: str | None, rig: str | None, since: dt.datetime | None,
+                until: dt.datetime | None) -> sa.Select[Any]:
+    """The measurements against one limit key, joined to their runs and filtered (``*`` in DUT or rig
+    matches anything): shared by ``rig trend`` and the dashboard's Trend page."""
+    m = measurements
+    query = query.select_from(m.join(runs, m.c.run_pk == runs.c.id)).where(m.c.limit_key == key)
     if dut:
         query = query.where(_like(runs.c.dut_serial, dut))
     if rig:
@@ -120,7 +128,7 @@ def trend(db: Database, limit_key: str, *, dut: str | None = None, rig: str | No
         query = query.where(runs.c.started >= _utc(since))
     if until is not None:
         query = query.where(runs.c.started < _utc(until))
-    return _fetch(db, query)
+    return query
 
 
 def limit_keys(db: Database) -> list[str]:

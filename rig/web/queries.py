@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rig.db import schema
-from rig.db.queries import _like, _utc, limit_keys, list_benches
+from rig.db.queries import limit_keys, list_benches, trend_where
 from rig.db.store import Database
 from rig.report import Case, Result, Run, Samples, load_run
 
@@ -138,21 +138,6 @@ class TrendPoints:
         return len(self.started)
 
 
-def _trend_where(query: sa.Select[Any], key: str, dut: str | None, rig: str | None, since: dt.datetime | None,
-                 until: dt.datetime | None) -> sa.Select[Any]:
-    m, runs = schema.measurements, schema.runs
-    query = query.select_from(m.join(runs, m.c.run_pk == runs.c.id)).where(m.c.limit_key == key)
-    if dut:
-        query = query.where(_like(runs.c.dut_serial, dut))
-    if rig:
-        query = query.where(_like(runs.c.rig_name, rig))
-    if since is not None:
-        query = query.where(runs.c.started >= _utc(since))
-    if until is not None:
-        query = query.where(runs.c.started < _utc(until))
-    return query
-
-
 def _epoch(value: Any) -> float:
     """A stored start as POSIX seconds: SQLite hands back text (read raw: parsing it is the costly part of
     10 000 rows through the column type), PostgreSQL a naive UTC datetime."""
@@ -166,7 +151,7 @@ def trend_points(db: Database, key: str, *, dut: str | None = None, rig: str | N
     plot and its figures need, from ``ix_measurements_trend`` and ``ix_runs_started``."""
     m, runs = schema.measurements, schema.runs
     started = sa.type_coerce(runs.c.started, sa.String) if db.engine.dialect.name == "sqlite" else runs.c.started
-    query = _trend_where(sa.select(started, m.c.run_pk, m.c.name, m.c.value, m.c.low, m.c.high, m.c.verdict, m.c.unit),
+    query = trend_where(sa.select(started, m.c.run_pk, m.c.name, m.c.value, m.c.low, m.c.high, m.c.verdict, m.c.unit),
                          key, dut, rig, since, until).order_by(runs.c.started, runs.c.id, m.c.seq)
     with db.engine.connect() as connection:
         rows = connection.execute(query).all()
@@ -179,7 +164,7 @@ def trend_newest(db: Database, key: str, count: int, *, dut: str | None = None, 
                  since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The newest ``count`` rows of the same trend, newest first, with their run, DUT and rig."""
     m, runs = schema.measurements, schema.runs
-    query = _trend_where(sa.select(runs.c.started, runs.c.run_id, runs.c.dut_serial.label("dut"),
+    query = trend_where(sa.select(runs.c.started, runs.c.run_id, runs.c.dut_serial.label("dut"),
                                    runs.c.rig_name.label("rig"), m.c.name, m.c.value, m.c.unit, m.c.low, m.c.high,
                                    m.c.verdict), key, dut, rig, since, until)
     query = query.order_by(runs.c.started.desc(), runs.c.id.desc(), m.c.seq.desc()).limit(count)
