@@ -45,8 +45,8 @@ from rig.clock import Clock
 from rig.config import InstrumentConfig, RigConfig
 from rig.errors import RigError, SafetyTrip
 from rig.heartbeat import Heartbeat
-from rig.safety import LiveLimits, chain_reason, trip_reason
-from rig.sampler import Sample, Sampler
+from rig.safety import LiveLimits, chain_reason, reading_trip_reason, trip_reason
+from rig.sampler import Reading, Sample, Sampler
 
 log = logging.getLogger("rig")
 
@@ -214,7 +214,7 @@ class Rig:
         try:
             self._arm_watchdogs()
             self._sampler = Sampler(self.instruments, self.clock, self.config.safety.sample_period,
-                                    self._on_sample)
+                                    self._on_sample, on_reading=self._on_reading)
             self._on_sample(self._sampler.sample_once())
             self._sampler.start()
         except BaseException:
@@ -306,6 +306,12 @@ class Rig:
         # A sample begun before the last re-arm may carry readings from before it (e.g. a protection
         # since cleared): it must not trip the rig again.
         if reason is not None and self.trip is None and sample.time_s >= self._armed_since:
+            self._trip(reason)
+
+    def _on_reading(self, started_s: float, name: str, result: Reading | InstrumentError) -> None:
+        """Each reading as it arrives: a limit it crosses trips now, before the rest of the sample."""
+        reason = reading_trip_reason(result, self.limits, name)
+        if reason is not None and self.trip is None and started_s >= self._armed_since:
             self._trip(reason)
 
     def _trip(self, reason: str) -> None:
