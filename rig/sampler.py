@@ -6,11 +6,13 @@ One thread (the sampler's, or the caller's for ``sample_once``) does, per sample
 1. send the measurement batch (one SCPI line, ``send_measure``) of every unit without a gap rule;
 2. read the instruments that cannot be pipelined (the Modbus fixture: one block read), each checked
    by ``on_reading`` as it arrives;
-3. send the batch of the units that need a gap between messages (EA: 5 ms). They go after the
-   fixture's check on purpose: when the fixture trips, they have not been messaged in this sample,
-   so their off command need not wait out the gap;
-4. collect the SCPI replies in the order sent, each checked by ``on_reading`` as it arrives: a trip
-   is raised before the rest of the sample is collected.
+3. collect the replies of step 1, each checked by ``on_reading`` as it arrives: a trip is raised
+   before the rest of the sample is collected;
+4. send the batch of the units that need a gap between messages (EA: 5 ms), then collect them. They go
+   last on purpose: such a unit is paced by its gap (counted from its last reply), and the steps before
+   run while the gap elapses, so the sample costs about one gap plus one round trip, as a hand-written
+   loop does; and every other reading has been checked before they are messaged, so when one trips the
+   rig their off command need not wait out the gap.
 
 The transports keep their guarantees (see ``instruments.scpi``): a reply owed to a sent batch is read
 before anything else goes to that unit, by whichever thread talks to it next (so a trip's off command
@@ -200,16 +202,21 @@ class Sampler:
                 else:
                     in_flight.append((name, inst, sent))
 
+        def collect() -> None:
+            for name, inst, sent in in_flight:
+                try:
+                    result: Reading | InstrumentError = inst.collect_measure(sent)
+                except InstrumentError as exc:
+                    result = exc
+                arrived(name, result)
+            in_flight.clear()
+
         send(self._first)
         for name, inst in self._blocking:
             self._read_now(name, inst, arrived)
+        collect()
         send(self._after_fixture)
-        for name, inst, sent in in_flight:
-            try:
-                result: Reading | InstrumentError = inst.collect_measure(sent)
-            except InstrumentError as exc:
-                result = exc
-            arrived(name, result)
+        collect()
         sample = Sample(t, wall, {n: readings[n] for n in self.instruments if n in readings},
                         {n: errors[n] for n in self.instruments if n in errors})
         self.latest = sample

@@ -20,6 +20,7 @@ import pytest
 
 from instruments.drivers.chroma_63200a import Chroma63200A
 from instruments.drivers.ea_psi import EaPsi
+from instruments.drivers.itech_it6000c import ItechIT6000C
 from instruments.drivers.nacs_fixture import NacsInletFixture
 from instruments.errors import InstrumentTimeout
 from instruments.roles import LoadReading, Rating, SupplyReading
@@ -96,24 +97,32 @@ class Events:
 # --- the wire ------------------------------------------------------------------------------------------
 
 
-def test_every_request_is_sent_before_any_reply_is_read_one_line_per_unit(
+def test_requests_go_out_before_replies_are_read_and_gap_limited_units_come_last(
         bench: SimulatedBench, psu: EaPsi, load: Chroma63200A, inlet: NacsInletFixture) -> None:
+    itech = ItechIT6000C("psu_hc1", bench.servers["psu_hc1"].resource, Rating(80, 450, 15000))
+    itech.open()
     events = Events()
-    for unit in (psu, load):
+    for unit in (psu, load, itech):
         events.wrap(unit, "send_measure", "send")
         events.wrap(unit, "collect_measure", "collect")
     events.wrap(inlet, "read", "read")
-    starts = {n: len(bench.servers[n].dialect.log) for n in ("psu_hv", "load_hc1")}
-    sample = sampler_of(psu, load, inlet).sample_once()
+    names = ("psu_hv", "load_hc1", "psu_hc1")
+    starts = {n: len(bench.servers[n].dialect.log) for n in names}
+    try:
+        sample = sampler_of(psu, load, itech, inlet).sample_once()
+        sent = {n: lines_since(bench.servers[n], starts[n]) for n in names}
+    finally:
+        itech.close()
     assert not sample.errors, sample.errors
     assert isinstance(sample.readings["psu_hv"], SupplyReading)
     assert isinstance(sample.readings["load_hc1"], LoadReading)
-    # The load (no gap rule) is asked first, the fixture read, then the EA supply (5 ms gap) asked
-    # after the fixture's check; the replies are collected after every request went out.
-    assert events.log == [("send", "load_hc1"), ("read", "inlet"), ("send", "psu_hv"),
-                          ("collect", "load_hc1"), ("collect", "psu_hv")]
-    assert lines_since(bench.servers["psu_hv"], starts["psu_hv"]) == [MEASURE_LINE]
-    assert lines_since(bench.servers["load_hc1"], starts["load_hc1"]) == ["MEAS:VOLT?;:MEAS:CURR?;:LOAD?;:LOAD:PROT?"]
+    # The units without a gap rule are both asked before either reply is read, and the fixture read
+    # meanwhile; the EA supply (5 ms between messages) is asked once every other reading is in.
+    assert events.log == [("send", "load_hc1"), ("send", "psu_hc1"), ("read", "inlet"),
+                          ("collect", "load_hc1"), ("collect", "psu_hc1"),
+                          ("send", "psu_hv"), ("collect", "psu_hv")]
+    assert sent == {"psu_hv": [MEASURE_LINE], "load_hc1": ["MEAS:VOLT?;:MEAS:CURR?;:LOAD?;:LOAD:PROT?"],
+                    "psu_hc1": ["MEAS:VOLT?;:MEAS:CURR?;:OUTP?;:STAT:QUES:COND?"]}
 
 
 def test_another_exchange_between_send_and_collect_reads_the_owed_reply_first(
