@@ -186,6 +186,8 @@ class ScpiTransport:
         self.resyncs = 0
         #: The request sent by ``send`` whose reply has not been read yet (at most one).
         self._owed: Pending | None = None
+        self._session_of: Any = None  # the handle whose pyvisa-py session is cached below
+        self._session_cache: Any = None
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -228,11 +230,17 @@ class ScpiTransport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _session(self) -> Any:
-        """The pyvisa-py session object under the resource, or None for other backends."""
-        try:
-            return self._handle.visalib.sessions[self._handle.session]
-        except (AttributeError, KeyError, TypeError):
+        """The pyvisa-py session object under the resource, or None for other backends (looked up once
+        per connection: it is on the hot path, before every message)."""
+        if self._handle is None:
             return None
+        if self._session_of is not self._handle:
+            try:
+                self._session_cache = self._handle.visalib.sessions[self._handle.session]
+            except (AttributeError, KeyError, TypeError):
+                self._session_cache = None
+            self._session_of = self._handle
+        return self._session_cache
 
     def _socket(self) -> socket.socket | None:
         """The TCP socket under a pyvisa-py SOCKET session, or None for other sessions and backends."""
