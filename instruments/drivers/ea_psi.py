@@ -53,8 +53,8 @@ def take_ea_lock(name: str, transport: ScpiTransport) -> None:
                               "SYST:LOCK ON")
 
 
-# STAT:QUES:COND? bit values (guide, section 5: questionable status register).
 _ACKNOWLEDGE = "alarm acknowledged by reading the error queue (the guide has no clear command)"
+# STAT:QUES:COND? bit values (guide, section 5: questionable status register).
 EA_QUES_PROTECTIONS = {1: "OVP", 2: "OCP", 4: "OPP", 8: "OT", 8192: "PF"}
 
 
