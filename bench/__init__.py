@@ -7,8 +7,8 @@ each one is taken). One module per figure:
 - ``bench.sample_rate``: the rig's sampler vs a hand-written pyvisa + pymodbus loop (``sample_rate_ratio``
   on the default bench; ``sample_rate_ratio_no_gap`` and ``..._no_gap_ext`` on a bench without EA gaps, the
   simulator in this process and in its own)
-- ``bench.concurrency``: sample period of three instruments at 5 ms latency (``concurrent_period_ms``,
-  ``sequential_period_ms``)
+- ``bench.concurrency``: sample period of three instruments at 5 ms latency over the simulator's
+  pipelined floor (``concurrent_period_ratio``; ``concurrent_period_ms``, ``sequential_period_ms``)
 - ``bench.trip``: limit excursion in the model to ``OUTP OFF`` at the supply (``trip_latency_ms``,
   ``trip_latency_periods``; ``trip_latency_ms_no_gap`` with a supply without the EA gap)
 - ``bench.cli_runs``: ``rig run`` / ``rig --help`` timed in subprocesses (``endurance_1h_wall_s``,
@@ -95,6 +95,7 @@ FIGURES = (
     "sample_rate_ratio",
     "sample_rate_ratio_no_gap",
     "sample_rate_ratio_no_gap_ext",
+    "concurrent_period_ratio",
     "concurrent_period_ms",
     "sequential_period_ms",
     "trip_latency_ms",

@@ -28,7 +28,7 @@ from bench.machine import machine, one_line
 #: Module -> the figures it reports (the fallback names if it fails).
 MODULES = {
     "sample_rate": ("sample_rate_ratio", "sample_rate_ratio_no_gap", "sample_rate_ratio_no_gap_ext"),
-    "concurrency": ("concurrent_period_ms", "sequential_period_ms"),
+    "concurrency": ("concurrent_period_ratio", "concurrent_period_ms", "sequential_period_ms"),
     "trip": ("trip_latency_ms", "trip_latency_periods", "trip_latency_ms_no_gap"),
     "cli_runs": ("endurance_1h_wall_s", "suite_wall_s", "cli_help_s"),
     "recorder_memory": ("rss_growth_mb_1m_samples", "recorder_samples_per_s"),

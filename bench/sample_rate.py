@@ -1,19 +1,21 @@
 """``sample_rate_ratio``: the rig's sampling loop against the hand-written baseline, in one run.
 
 The rig side is ``rig.sampler.Sampler.sample_once()`` over the bench's instruments, each opened with
-``rig.session.make_instrument`` + ``open()`` (drivers, transports, one pool worker per instrument). The
-baseline is ``bench.hand_loop.HandLoop``. Both talk to the same simulated bench over the same sockets;
-they run in alternating rounds (rig, hand, rig, ...) so drifting machine load hits both alike, and the
-ratio is rig samples/s over hand samples/s.
+``rig.session.make_instrument`` + ``open()`` (drivers, transports, the pipelined sampler). The baseline
+is ``bench.hand_loop.HandLoop``. Both talk to the same simulated bench over the same sockets; they run
+in alternating rounds (rig, hand, rig, ...) so drifting machine load hits both alike. Each round pair
+gives a ratio, rig samples/s over hand samples/s; the figure is the median of those ratios.
 
-A third loop is timed beside them for the diagnosis: the same drivers read one after another on one
-thread (no pool), which separates the cost of the drivers from the cost of the thread pool.
+A third loop is timed beside them for the diagnosis: the same drivers read one after another with
+``measure()`` / ``read()`` (no pipelining), which separates the cost of the drivers from the gain of
+sending every request before waiting for any reply.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,8 @@ from rig.sampler import Sampler
 from rig.session import make_instrument
 
 GOAL = 0.9
+#: With the simulator in its own process, as real instruments are, the rig must beat the hand loop.
+GOAL_EXT = 1.0
 
 
 def context_switches() -> int:
@@ -65,6 +69,7 @@ class _Loop:
         self.seconds = 0.0
         self.cpu = 0.0
         self.switches = 0
+        self.rates: list[float] = []  # samples/s of each round
 
     def run_for(self, seconds: float) -> None:
         for _ in range(5):  # re-warm after the other loops (caches, connections)
@@ -74,7 +79,9 @@ class _Loop:
         while time.perf_counter() - t0 < seconds:
             self.step()
             n += 1
-        self.seconds += time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        self.rates.append(n / elapsed)
+        self.seconds += elapsed
         self.cpu += time.process_time() - p0
         self.switches += context_switches() - c0
         self.samples += n
@@ -102,8 +109,9 @@ def compare(config: RigConfig, rounds: int, round_s: float, bench: SimulatedBenc
             for loop in loops if k % 2 == 0 else loops[::-1]:
                 loop.run_for(round_s)
         last = sampler.sample_once()
+        ratios = [r / h for r, h in zip(loops[0].rates, loops[1].rates, strict=True)]
         return {"loops": {loop.name: loop.per_sample() for loop in loops},
-                "ratio": loops[0].rate / loops[1].rate,
+                "ratio": statistics.median(ratios), "round_ratios": ratios,
                 "errors": {k: str(v) for k, v in last.errors.items()},
                 "same_wire_requests": same}
     finally:
@@ -127,11 +135,14 @@ def _same_wire_requests(bench: SimulatedBench, sampler: Sampler, hand: HandLoop)
     return seen[0] == seen[1] and all(len(lines) == 1 for lines in seen[0].values())
 
 
-def _figure(name: str, result: dict[str, Any], where: str, spec_name: str) -> Figure:
+def _figure(name: str, result: dict[str, Any], where: str, spec_name: str, goal: float, limit: str) -> Figure:
     loops = result["loops"]
     rig, hand, seq = loops["rig"]["per_s"], loops["hand"]["per_s"], loops["rig_sequential"]["per_s"]
-    note = (f"{describe(SPECS[spec_name]())}, simulator {where}; rig {rig:.0f}/s vs hand {hand:.0f}/s "
-            f"(drivers read sequentially without the pool: {seq:.0f}/s, ratio {seq / hand:.2f})")
+    rounds = result["round_ratios"]
+    note = (f"{describe(SPECS[spec_name]())}, simulator {where}; median of {len(rounds)} alternated rounds "
+            f"(ratios {min(rounds):.2f} - {max(rounds):.2f}); rig {rig:.0f}/s vs hand {hand:.0f}/s "
+            f"(drivers read one after another, not pipelined: {seq:.0f}/s, ratio {seq / hand:.2f}). "
+            f"Limited by: {limit}")
     if result["same_wire_requests"] is False:
         note += "; WARNING: rig and hand loop sent different lines"
     if result["errors"]:
@@ -139,18 +150,31 @@ def _figure(name: str, result: dict[str, Any], where: str, spec_name: str) -> Fi
     detail = {"rig_per_s": rig, "hand_per_s": hand, "rig_sequential_per_s": seq,
               "rig_sequential_ratio": seq / hand, "bench": describe(SPECS[spec_name]()),
               "simulator": where, "same_wire_requests": result["same_wire_requests"],
-              "per_sample": loops}
-    return Figure(name, result["ratio"], "x", GOAL, ">=", note, detail)
+              "round_ratios": rounds, "per_sample": loops}
+    return Figure(name, result["ratio"], "x", goal, ">=", note, detail)
+
+
+#: What bounds each figure (see docs/performance.md for the measurements behind these sentences).
+LIMITS = {
+    "default": "the EA units' 5 ms between messages, for rig and hand loop alike (both about 5 ms + one "
+               "round trip per sample), so this shows the rig adds nothing there, not its own cost",
+    "no_gap": "the one interpreter: the simulator's event loop, the rig and the hand loop share the GIL; "
+              "the rig's extra CPU per sample (drivers, reading objects, checks) against the hand loop's "
+              "is offset by sending every request before reading any reply",
+    "no_gap_ext": "the simulator's replies (its own process): pipelining overlaps the instruments' "
+                  "round trips that the hand loop waits out one after another",
+}
 
 
 def run(quick: bool) -> list[Figure]:
-    rounds, round_s = (2, 0.25) if quick else (4, 0.5)
+    rounds, round_s = (2, 0.25) if quick else (6, 0.5)
     figures = []
     for spec_name, name in (("default", "sample_rate_ratio"), ("no_gap", "sample_rate_ratio_no_gap")):
         with SimulatedBench(spec=SPECS[spec_name](), clock=Clock(1.0)) as bench:
             result = compare(bench.config(), rounds, round_s, bench)
-        figures.append(_figure(name, result, "in this process", spec_name))
+        figures.append(_figure(name, result, "in this process", spec_name, GOAL, LIMITS[spec_name]))
     with external_bench("no_gap") as config:
         result = compare(config, rounds, round_s)
-    figures.append(_figure("sample_rate_ratio_no_gap_ext", result, "in its own process", "no_gap"))
+    figures.append(_figure("sample_rate_ratio_no_gap_ext", result, "in its own process", "no_gap", GOAL_EXT,
+                           LIMITS["no_gap_ext"]))
     return figures

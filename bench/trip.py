@@ -183,14 +183,41 @@ def measure(spec: BenchSpec, trials: int, quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool) -> list[Figure]:
-    trials = 2 if quick else 10
-    ea = measure(nacs_bench(), trials, quick)
-    keysight = measure(no_gap_bench(), trials, quick)
+    rounds, trials = (1, 2) if quick else (3, 6)
+    ea_rounds: list[dict[str, Any]] = []
+    keysight_rounds: list[dict[str, Any]] = []
+    for k in range(rounds):  # alternated, so machine load hits both benches alike
+        for spec, out in ((nacs_bench, ea_rounds), (no_gap_bench, keysight_rounds))[:: 1 if k % 2 == 0 else -1]:
+            out.append(measure(spec(), trials, quick))
+    ea, keysight = _median_round(ea_rounds), _median_round(keysight_rounds)
     period_ms = PERIOD_S * 1000
     return [
-        Figure("trip_latency_ms", ea["worst_ms"], "ms", ea["goal_ms"], "<=", ea["note"], ea["detail"]),
+        Figure("trip_latency_ms", ea["worst_ms"], "ms", ea["goal_ms"], "<=", ea["note"] + LIMIT, ea["detail"]),
         Figure("trip_latency_periods", ea["worst_ms"] / period_ms, "periods", ea["goal_ms"] / period_ms, "<=",
                "trip_latency_ms in sample periods; goal 1 period + 1 round trip"),
-        Figure("trip_latency_ms_no_gap", keysight["worst_ms"], "ms", keysight["goal_ms"], "<=", keysight["note"],
-               keysight["detail"]),
+        Figure("trip_latency_ms_no_gap", keysight["worst_ms"], "ms", keysight["goal_ms"], "<=",
+               keysight["note"] + LIMIT, keysight["detail"]),
     ]
+
+
+#: What bounds the figure (docs/performance.md has the measurements).
+LIMIT = (". Limited by: the sample period (the excursion waits for the next sample at worst), then the "
+         "fixture's round trip (read first in a sample, its reading checked as it arrives), then the off "
+         "commands: loads, then supplies, each one round trip; a gap-limited supply has not been messaged "
+         "yet in that sample, so its OUTP OFF goes at once")
+
+
+def _median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose worst trial is the median of the rounds' worst trials (its goal, note and detail),
+    with every round's worst and goal in the detail."""
+    ranked = sorted(results, key=lambda r: r["worst_ms"])
+    middle = ranked[(len(ranked) - 1) // 2] if len(ranked) % 2 else ranked[len(ranked) // 2 - 1]
+    worst = statistics.median(r["worst_ms"] for r in results)
+    goal = statistics.median(r["goal_ms"] for r in results)
+    detail = {**middle["detail"], "round_worst_ms": [r["worst_ms"] for r in results],
+              "round_goal_ms": [r["goal_ms"] for r in results]}
+    worsts = ", ".join(f"{r['worst_ms']:.1f}" for r in results)
+    goals = ", ".join(f"{r['goal_ms']:.1f}" for r in results)
+    note = (f"median of {len(results)} alternated rounds (worst per round {worsts} ms; goals {goals} ms); "
+            f"middle round: {middle['note']}")
+    return {"worst_ms": worst, "goal_ms": goal, "detail": detail, "note": note}

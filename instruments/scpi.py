@@ -28,6 +28,7 @@ What this layer guarantees, learnt from pyvisa-py's behaviour (see shared librar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -35,7 +36,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,11 @@ def parse_number(instrument: str, command: str, reply: str) -> float:
     return float(match.group(1))
 
 
+def batch_line(commands: Sequence[str]) -> str:
+    """Queries as one SCPI line: ``MEAS:VOLT?;:OUTP?`` (each part from the root of the tree)."""
+    return ";:".join(c.lstrip(":") for c in commands)
+
+
 def parse_bool(instrument: str, command: str, reply: str) -> bool:
     text = reply.strip().upper()
     if text in ("1", "ON"):
@@ -115,6 +121,34 @@ def parse_error(instrument: str, reply: str) -> tuple[int, str]:
     if not match:
         raise BadReply(instrument, f"reply {reply!r} is not '<code>,\"<message>\"'", "SYST:ERR?")
     return int(match.group(1)), match.group(2)
+
+
+class Pending:
+    """A query sent with ``ScpiTransport.send`` whose reply is read later, by ``collect()`` or by the next
+    exchange with the unit (whichever comes first; the reply is kept here for ``collect()``)."""
+
+    def __init__(self, transport: ScpiTransport, message: str) -> None:
+        self.transport = transport
+        self.message = message
+        self._reply: str | None = None
+        self._error: InstrumentFault | None = None
+
+    def collect(self) -> str:
+        """The reply line (stripped); the fault that took it (``InstrumentTimeout``, ``InstrumentLost``)."""
+        return self.transport._collect(self)
+
+    def succeed(self, reply: str) -> None:
+        self._reply = reply
+
+    def fail(self, error: InstrumentFault) -> None:
+        self._error = error
+
+    def result(self) -> str:
+        if self._error is not None:
+            raise self._error
+        if self._reply is None:
+            raise AssertionError(f"{self.message!r}: reply neither read nor failed")
+        return self._reply
 
 
 class ScpiTransport:
@@ -150,6 +184,10 @@ class ScpiTransport:
         self._reconnecting = False
         #: How often a surplus line put the stream out of step (each also counts as a fault).
         self.resyncs = 0
+        #: The request sent by ``send`` whose reply has not been read yet (at most one).
+        self._owed: Pending | None = None
+        self._session_of: Any = None  # the handle whose pyvisa-py session is cached below
+        self._session_cache: Any = None
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -192,11 +230,17 @@ class ScpiTransport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _session(self) -> Any:
-        """The pyvisa-py session object under the resource, or None for other backends."""
-        try:
-            return self._handle.visalib.sessions[self._handle.session]
-        except (AttributeError, KeyError, TypeError):
+        """The pyvisa-py session object under the resource, or None for other backends (looked up once
+        per connection: it is on the hot path, before every message)."""
+        if self._handle is None:
             return None
+        if self._session_of is not self._handle:
+            try:
+                self._session_cache = self._handle.visalib.sessions[self._handle.session]
+            except (AttributeError, KeyError, TypeError):
+                self._session_cache = None
+            self._session_of = self._handle
+        return self._session_cache
 
     def _socket(self) -> socket.socket | None:
         """The TCP socket under a pyvisa-py SOCKET session, or None for other sessions and backends."""
@@ -204,6 +248,9 @@ class ScpiTransport:
         return sock if isinstance(sock, socket.socket) else None
 
     def _close_handle(self) -> None:
+        owed, self._owed = self._owed, None
+        if owed is not None:  # its reply is gone with this connection; it must never reach a later request
+            owed.fail(InstrumentTimeout(self.instrument, "connection closed before the reply was read", owed.message))
         handle, self._handle = self._handle, None
         if handle is not None:
             try:
@@ -231,58 +278,116 @@ class ScpiTransport:
         """Send ``message`` and read its reply. With ``marker`` (a query and its known reply) the marker
         query follows as a second message: a first line equal to the marker's reply means ``message``
         got no reply (returned as None) - a probe that never waits for a timeout."""
-        import pyvisa
-
         with self._lock:
-            if self._handle is None:
-                self._reconnect_before(message, "not connected")
-            idle = self.settings.idle_reconnect_s
-            if idle is not None and time.monotonic() - self._last_io > idle and not self._reconnecting:
-                self._reconnect_before(message, f"idle for more than {idle:g} s; the unit drops idle connections")
-            gap = self.settings.min_gap_s - (time.monotonic() - self._last_io)
-            if gap > 0:
-                time.sleep(gap)
-            try:
-                state = self._stream_state()
-                if state == "closed":  # a write would vanish and the read time out: say what happened
-                    raise ConnectionAbortedError("the instrument closed the connection (nothing sent)")
-                if state:
-                    self._resync(message, state)
+            self._before_send(message)
+            with self._io(message):
+                self._check_stream(message)
                 self._handle.write(message)
                 if marker is not None:
                     reply = self._read_with_marker(message, marker)
                 else:
                     reply = self._handle.read() if expect_reply else None
-            except pyvisa.errors.VisaIOError as exc:
-                if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
-                    self._fault()
-                    try:
-                        closed = self._peer_closed()
-                    except OSError:
-                        closed = True
-                    # The late reply would poison the next query: start a fresh connection.
-                    self._close_handle()
-                    if closed:
-                        raise InstrumentLost(
-                            self.instrument, "the instrument closed the connection without replying", message
-                        ) from None
-                    self._raise_lost_if_repeated(message)
-                    raise InstrumentTimeout(
-                        self.instrument, f"no reply within {self.settings.timeout_s:g} s", message
-                    ) from None
-                self._fault()
-                self._close_handle()
-                raise InstrumentLost(self.instrument, _describe(exc), message) from None
-            except OSError as exc:  # refused, reset, broken pipe: pyvisa-py raises these raw
-                self._fault()
-                self._close_handle()
-                raise InstrumentLost(self.instrument, f"connection failed: {_describe(exc)}", message) from None
-            finally:
-                self._last_io = time.monotonic()
             if expect_reply:  # only a reply proves the unit alive: a write lands in the socket buffer anyway
                 self._consecutive_faults = 0
             log.debug("%s: %s -> %r", self.instrument, message, reply)
             return reply
+
+    def send(self, query: str) -> Pending:
+        """Send ``query`` and return at once; ``Pending.collect()`` reads its reply later.
+
+        Lets one thread put a request on every instrument's wire before it waits for any reply (the
+        sampler). The reply is owed to this request and to nothing else: whoever talks to the unit next,
+        from any thread, first reads it into the ``Pending`` (under the lock, before its own checks and
+        message), so the wire stays request, reply, request, reply, and a reply never answers the next
+        request. A connection closed before the reply was read (a timeout elsewhere, a reopen) fails the
+        ``Pending`` with ``InstrumentTimeout``: the reply is gone with that connection. Never retried.
+        """
+        with self._lock:
+            self._before_send(query)
+            pending = Pending(self, query)
+            with self._io(query):
+                self._check_stream(query)
+                self._handle.write(query)
+            self._owed = pending
+            return pending
+
+    def _collect(self, pending: Pending) -> str:
+        with self._lock:
+            if self._owed is pending:
+                self._read_owed()
+        return pending.result()
+
+    def _read_owed(self) -> None:
+        """Read the reply owed to the last ``send`` into its ``Pending`` (under the lock)."""
+        pending, self._owed = self._owed, None
+        assert pending is not None
+        try:
+            with self._io(pending.message):
+                reply = self._handle.read()
+        except InstrumentFault as exc:
+            pending.fail(exc)
+            return
+        self._consecutive_faults = 0
+        log.debug("%s: %s -> %r", self.instrument, pending.message, reply)
+        pending.succeed(reply.strip())
+
+    def _before_send(self, message: str) -> None:
+        """Under the lock, before ``message`` goes out: the reply still owed to an earlier ``send`` is
+        read first; then a connection that is missing or idle too long is opened afresh, and the
+        dialect's gap between messages is kept."""
+        if self._owed is not None:
+            log.debug("%s: reading the reply owed to %r before %r", self.instrument, self._owed.message, message)
+            self._read_owed()
+        if self._handle is None:
+            self._reconnect_before(message, "not connected")
+        idle = self.settings.idle_reconnect_s
+        if idle is not None and time.monotonic() - self._last_io > idle and not self._reconnecting:
+            self._reconnect_before(message, f"idle for more than {idle:g} s; the unit drops idle connections")
+        gap = self.settings.min_gap_s - (time.monotonic() - self._last_io)
+        if gap > 0:
+            time.sleep(gap)
+
+    def _check_stream(self, message: str) -> None:
+        state = self._stream_state()
+        if state == "closed":  # a write would vanish and the read time out: say what happened
+            raise ConnectionAbortedError("the instrument closed the connection (nothing sent)")
+        if state:
+            self._resync(message, state)
+
+    @contextlib.contextmanager
+    def _io(self, message: str) -> Iterator[None]:
+        """Wire I/O about ``message``: pyvisa's and the socket's failures become our faults (counted),
+        and a timeout closes the connection, since its late reply would answer the next query."""
+        import pyvisa
+
+        try:
+            yield
+        except pyvisa.errors.VisaIOError as exc:
+            if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                self._fault()
+                try:
+                    closed = self._peer_closed()
+                except OSError:
+                    closed = True
+                # The late reply would poison the next query: start a fresh connection.
+                self._close_handle()
+                if closed:
+                    raise InstrumentLost(
+                        self.instrument, "the instrument closed the connection without replying", message
+                    ) from None
+                self._raise_lost_if_repeated(message)
+                raise InstrumentTimeout(
+                    self.instrument, f"no reply within {self.settings.timeout_s:g} s", message
+                ) from None
+            self._fault()
+            self._close_handle()
+            raise InstrumentLost(self.instrument, _describe(exc), message) from None
+        except OSError as exc:  # refused, reset, broken pipe: pyvisa-py raises these raw
+            self._fault()
+            self._close_handle()
+            raise InstrumentLost(self.instrument, f"connection failed: {_describe(exc)}", message) from None
+        finally:
+            self._last_io = time.monotonic()
 
     def _read_with_marker(self, message: str, marker: tuple[str, str]) -> str | None:
         query, expected = marker
@@ -445,24 +550,58 @@ class ScpiTransport:
         step = self.settings.max_commands_per_line
         for start in range(0, len(commands), step):
             chunk = [c.lstrip(":") for c in commands[start : start + step]]
-            line = ";:".join(chunk)
+            line = batch_line(chunk)
             for _attempt in range(2 if retry else 1):  # a garbled reply to pure reads: ask once more
                 reply = self.query(line, retry=retry)
                 parts = reply.split(";")
                 if len(parts) == len(chunk):
                     break
-                log.info("%s: %r: %d replies in %r, expected %d", self.instrument, line, len(parts), reply,
-                         len(chunk))
-                try:
-                    refused = self._read_queue() if self.reads_errors else []
-                except BadReply:  # a garbled answer to the queue read too: the batch is asked again
-                    refused = []
-                if refused:
-                    raise ScpiError(self.instrument, line, refused)
+                self._short_batch(line, reply, len(chunk))
             else:
                 raise BadReply(self.instrument, f"expected {len(chunk)} replies, got {len(parts)}: {reply!r}", line)
             replies.extend(p.strip() for p in parts)
         return replies
+
+    def collect_many(self, pending: Pending, commands: Sequence[str], *, retry: bool = False) -> list[str]:
+        """The replies to a batch sent as one line with ``send(batch_line(commands))``, taken as
+        ``query_many(commands, retry=retry)`` takes its own, the send counting as its first attempt: a
+        query without a reply may have been refused (the error queue is read and a refusal raises
+        ``ScpiError``), too few replies are checked against the queue, and with ``retry`` a fault or a
+        garbled reply is followed by one more ask (``query_many`` without retry)."""
+        try:
+            reply = pending.collect()
+        except InstrumentTimeout as exc:
+            refused = self._refusal(pending.message)
+            if refused:
+                raise ScpiError(self.instrument, pending.message, refused) from None
+            if not retry or self._consecutive_faults >= self.settings.lost_after_failures:
+                raise
+            log.info("%s: asking again after: %s", self.instrument, exc)
+            return self.query_many(commands)
+        except InstrumentLost as exc:
+            if not retry or self._consecutive_faults >= self.settings.lost_after_failures:
+                raise
+            log.info("%s: asking again after: %s", self.instrument, exc)
+            return self.query_many(commands)
+        parts = reply.split(";")
+        if len(parts) == len(commands):
+            return [p.strip() for p in parts]
+        self._short_batch(pending.message, reply, len(commands))
+        if not retry:
+            raise BadReply(self.instrument, f"expected {len(commands)} replies, got {len(parts)}: {reply!r}",
+                           pending.message)
+        return self.query_many(commands)
+
+    def _short_batch(self, line: str, reply: str, expected: int) -> None:
+        """Too few (or too many) replies to ``line``: raise ``ScpiError`` if the unit queued a refusal."""
+        log.info("%s: %r: %d replies in %r, expected %d", self.instrument, line, len(reply.split(";")), reply,
+                 expected)
+        try:
+            refused = self._read_queue() if self.reads_errors else []
+        except BadReply:  # a garbled answer to the queue read too: the batch is asked again
+            refused = []
+        if refused:
+            raise ScpiError(self.instrument, line, refused)
 
     def check_errors(self, command: str) -> None:
         """Drain the error queue; raise ``ScpiError`` naming ``command`` if it held anything."""

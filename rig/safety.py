@@ -1,4 +1,4 @@
-"""Live limits, checked on every sample.
+"""Live limits, checked on every reading as it arrives and on every whole sample.
 
 The effective limit of each quantity is the tightest of the rig config, the DUT (tier and rated
 current) and the profile; each carries its source so a trip says which limit it was.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from instruments.errors import InstrumentFault
-from instruments.roles import Bound, FixtureReading
-from rig.sampler import Sample
+from instruments.errors import InstrumentError, InstrumentFault
+from instruments.roles import Bound, FixtureReading, SupplyReading
+from rig.sampler import Reading, Sample
 
 
 @dataclass(frozen=True)
@@ -42,41 +42,69 @@ def chain_reason(fixture: FixtureReading) -> str | None:
     return None
 
 
+# What a trip names first when several limits are crossed at once, most fundamental first.
+_FAULT, _CHAIN, _PROTECTION, _SENSOR_OPEN, _TEMPERATURE, _VOLTAGE, _CURRENT = range(7)
+
+
+def reading_trip_reason(result: Reading | InstrumentError, limits: LiveLimits, name: str = "") -> str | None:
+    """Why this one reading (or the error in its place) must end in the safe state, or None: the
+    limits that need no other reading, checked by the sampler as each reading arrives."""
+    reasons = _reading_reasons(name, result, limits)
+    return min(reasons, key=lambda r: r[0])[1] if reasons else None
+
+
 def trip_reason(sample: Sample, limits: LiveLimits) -> str | None:
-    """Why this sample must end in the safe state, or None. One line, naming what and which limit."""
+    """Why this sample must end in the safe state, or None. One line, naming what and which limit.
+
+    Every per-reading check (``reading_trip_reason``) plus those that need the whole sample (an open
+    temperature sensor matters only while something is energised; every lost instrument is named)."""
+    reasons: list[tuple[int, str]] = []
     faults = [str(error) for error in sample.errors.values() if isinstance(error, InstrumentFault)]
     if faults:  # every lost instrument named, not only the first
-        return f"instrument fault: {'; '.join(faults)}"
-    fixture = sample.fixture
-    if fixture is not None and (reason := chain_reason(fixture)):
-        return reason
+        reasons.append((_FAULT, f"instrument fault: {'; '.join(faults)}"))
     for name, reading in [*sample.supplies().items(), *sample.loads().items()]:
-        if reading.protection:  # the unit protected itself: whatever made it do so, the bench is in doubt
-            return f"instrument protection: {name} {reading.protection} latched"
-    energised = sample.energised
-    if fixture is not None and energised and fixture.sensor_open:
-        return f"temperature sensor open: {', '.join(sorted(fixture.sensor_open))} (temperature unknown)"
-    t = limits.max_temperature
+        reasons += _reading_reasons(name, reading, limits)
+    fixture = sample.fixture
     if fixture is not None:
-        for label, value in (("DC+ contact", fixture.contact_temp_dc_plus),
-                             ("DC- contact", fixture.contact_temp_dc_minus),
-                             ("inlet sensor 1", fixture.inlet_sensor_1),
-                             ("inlet sensor 2", fixture.inlet_sensor_2)):
+        reasons += _reading_reasons("", fixture, limits)
+        if fixture.sensor_open and sample.energised:
+            reasons.append((_SENSOR_OPEN, f"temperature sensor open: {', '.join(sorted(fixture.sensor_open))} "
+                                          "(temperature unknown)"))
+    return min(reasons, key=lambda r: r[0])[1] if reasons else None  # min keeps the first of a rank
+
+
+def _reading_reasons(name: str, result: Reading | InstrumentError, limits: LiveLimits) -> list[tuple[int, str]]:
+    """Each limit this reading crosses, as (rank, reason)."""
+    out: list[tuple[int, str]] = []
+    v, i, t = limits.max_voltage, limits.max_current, limits.max_temperature
+    if isinstance(result, InstrumentError):
+        if isinstance(result, InstrumentFault):
+            out.append((_FAULT, f"instrument fault: {result}"))
+        return out
+    if isinstance(result, FixtureReading):
+        if reason := chain_reason(result):
+            out.append((_CHAIN, reason))
+        for label, value in (("DC+ contact", result.contact_temp_dc_plus),
+                             ("DC- contact", result.contact_temp_dc_minus),
+                             ("inlet sensor 1", result.inlet_sensor_1),
+                             ("inlet sensor 2", result.inlet_sensor_2)):
             if not math.isnan(value) and value > t.value:
-                return f"over-temperature: {label} {value:.1f} °C > {t.value:g} °C ({t.source})"
-    v, i = limits.max_voltage, limits.max_current
-    voltages = [(f"{n} voltage", r.voltage) for n, r in sample.supplies().items()]
-    currents = [(f"{n} current", r.current) for n, r in sample.supplies().items()]
-    if fixture is not None:
-        voltages.append(("inlet voltage", fixture.inlet_voltage))
-        currents.append(("inlet current", abs(fixture.inlet_current)))
-    for label, value in voltages:
-        if value > v.value:
-            return f"over-voltage: {label} {value:.1f} V > {v.value:g} V ({v.source})"
-    for label, value in currents:
-        if value > i.value:
-            return f"over-current: {label} {value:.1f} A > {i.value:g} A ({i.source})"
-    return None
+                out.append((_TEMPERATURE, f"over-temperature: {label} {value:.1f} °C > {t.value:g} °C ({t.source})"))
+        if result.inlet_voltage > v.value:
+            out.append((_VOLTAGE, f"over-voltage: inlet voltage {result.inlet_voltage:.1f} V > {v.value:g} V "
+                                  f"({v.source})"))
+        if abs(result.inlet_current) > i.value:
+            out.append((_CURRENT, f"over-current: inlet current {abs(result.inlet_current):.1f} A > {i.value:g} A "
+                                  f"({i.source})"))
+        return out
+    if result.protection:  # the unit protected itself: whatever made it do so, the bench is in doubt
+        out.append((_PROTECTION, f"instrument protection: {name} {result.protection} latched"))
+    if isinstance(result, SupplyReading):  # a load's own readings only repeat the supply's bus
+        if result.voltage > v.value:
+            out.append((_VOLTAGE, f"over-voltage: {name} voltage {result.voltage:.1f} V > {v.value:g} V ({v.source})"))
+        if result.current > i.value:
+            out.append((_CURRENT, f"over-current: {name} current {result.current:.1f} A > {i.value:g} A ({i.source})"))
+    return out
 
 
 @dataclass(frozen=True)

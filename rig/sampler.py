@@ -1,10 +1,23 @@
-"""Concurrent sampling: every instrument polled in parallel, so a sample costs the slowest instrument,
-not the sum of them all.
+"""Pipelined sampling: every instrument's request goes out before any reply is awaited, so a sample
+costs the slowest instrument, not the sum of them all, and without a thread per instrument.
 
-Each instrument is read by its own worker thread (pyvisa-py resources must not be shared between
-threads without a lock; each transport holds one, so a worker and a plan's setpoint never interleave
-on the wire). Each read is batched by its driver: one SCPI line per supply or load, one Modbus block
-read for the fixture.
+One thread (the sampler's, or the caller's for ``sample_once``) does, per sample:
+
+1. send the measurement batch (one SCPI line, ``send_measure``) of every unit without a gap rule;
+2. read the instruments that cannot be pipelined (the Modbus fixture: one block read), each checked
+   by ``on_reading`` as it arrives;
+3. collect the replies of step 1, each checked by ``on_reading`` as it arrives: a trip is raised
+   before the rest of the sample is collected;
+4. send the batch of the units that need a gap between messages (EA: 5 ms), then collect them. They go
+   last on purpose: such a unit is paced by its gap (counted from its last reply), and the steps before
+   run while the gap elapses, so the sample costs about one gap plus one round trip, as a hand-written
+   loop does; and every other reading has been checked before they are messaged, so when one trips the
+   rig their off command need not wait out the gap.
+
+The transports keep their guarantees (see ``instruments.scpi``): a reply owed to a sent batch is read
+before anything else goes to that unit, by whichever thread talks to it next (so a trip's off command
+from another thread never waits on this one, and never takes that reply for its own); the gap, idle and
+surplus-byte checks run before each send; a timeout reopens the connection.
 """
 
 from __future__ import annotations
@@ -13,8 +26,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from instruments.errors import InstrumentError
 from instruments.roles import (
@@ -31,6 +44,20 @@ from rig.clock import Clock
 log = logging.getLogger("rig.sampler")
 
 Reading = SupplyReading | LoadReading | FixtureReading
+#: ``on_reading(sample_started_s, instrument, reading or its error)``, called as each one arrives.
+ReadingCheck = Callable[[float, str, Reading | InstrumentError], None]
+
+
+@runtime_checkable
+class TwoPhase(Protocol):
+    """An instrument whose measurement can be sent now and collected later (the SCPI drivers)."""
+
+    @property
+    def message_gap_s(self) -> float: ...
+
+    def send_measure(self) -> Any: ...
+
+    def collect_measure(self, sent: Any) -> SupplyReading | LoadReading: ...
 
 
 @dataclass(frozen=True)
@@ -128,23 +155,30 @@ def _read(instrument: Instrument) -> Reading:
 
 
 class Sampler:
-    """Polls all instruments every ``period`` rig seconds on its own thread, handing each sample on."""
+    """Polls all instruments every ``period`` rig seconds on its own thread, handing each sample on.
+
+    ``on_reading`` (optional) sees each reading, or its error, the moment it arrives (the live limits
+    that need one reading only); ``on_sample`` sees the whole sample afterwards."""
 
     def __init__(self, instruments: Mapping[str, Instrument], clock: Clock, period: float,
-                 on_sample: Callable[[Sample], None]) -> None:
+                 on_sample: Callable[[Sample], None], on_reading: ReadingCheck | None = None) -> None:
         self.instruments = dict(instruments)
         self.clock = clock
         self.period = period
         self.on_sample = on_sample
+        self.on_reading = on_reading
         self.latest: Sample | None = None
         self.count = 0
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.instruments)), thread_name_prefix="poll")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._new_sample = threading.Condition()
         # One sample taken and handed on at a time, whichever thread asks: samples then reach
         # ``on_sample`` (and samples.csv) in the order they were taken. Re-entrant: a handler may sample.
         self._handing = threading.RLock()
+        pipelined = {n: i for n, i in self.instruments.items() if isinstance(i, TwoPhase)}
+        self._first = [(n, i) for n, i in pipelined.items() if i.message_gap_s <= 0]
+        self._blocking = [(n, i) for n, i in self.instruments.items() if n not in pipelined]
+        self._after_fixture = [(n, i) for n, i in pipelined.items() if i.message_gap_s > 0]
 
     def take(self) -> Sample:
         """Take a sample now and hand it to ``on_sample``, in turn with the sampling thread."""
@@ -154,23 +188,68 @@ class Sampler:
         return sample
 
     def sample_once(self) -> Sample:
-        """Poll every instrument concurrently; errors are collected per instrument, not raised."""
+        """Poll every instrument (pipelined, see the module docstring); errors are collected per
+        instrument, not raised."""
         wall = time.time()
         t = self.clock.now()
-        futures = {name: self._pool.submit(_read, inst) for name, inst in self.instruments.items()}
         readings: dict[str, Reading] = {}
         errors: dict[str, InstrumentError] = {}
-        for name, future in futures.items():
-            try:
-                readings[name] = future.result()
-            except InstrumentError as exc:
-                errors[name] = exc
-        sample = Sample(t, wall, readings, errors)
+
+        def arrived(name: str, result: Reading | InstrumentError) -> None:
+            if isinstance(result, InstrumentError):
+                errors[name] = result
+            else:
+                readings[name] = result
+            if self.on_reading is not None:
+                try:
+                    self.on_reading(t, name, result)
+                except Exception:  # the whole-sample check still sees it; the sample must go on
+                    log.exception("sampler: checking %s failed", name)
+
+        in_flight: list[tuple[str, TwoPhase, Any]] = []
+
+        def send(units: list[tuple[str, TwoPhase]]) -> None:
+            for name, inst in units:
+                try:
+                    sent = inst.send_measure()
+                except InstrumentError as exc:
+                    arrived(name, exc)
+                    continue
+                if sent is None:  # more than one line: measured in full, now
+                    self._read_now(name, inst, arrived)  # type: ignore[arg-type]
+                else:
+                    in_flight.append((name, inst, sent))
+
+        def collect() -> None:
+            for name, inst, sent in in_flight:
+                try:
+                    result: Reading | InstrumentError = inst.collect_measure(sent)
+                except InstrumentError as exc:
+                    result = exc
+                arrived(name, result)
+            in_flight.clear()
+
+        send(self._first)
+        for name, inst in self._blocking:
+            self._read_now(name, inst, arrived)
+        collect()
+        send(self._after_fixture)
+        collect()
+        sample = Sample(t, wall, {n: readings[n] for n in self.instruments if n in readings},
+                        {n: errors[n] for n in self.instruments if n in errors})
         self.latest = sample
         self.count += 1
         with self._new_sample:
             self._new_sample.notify_all()
         return sample
+
+    @staticmethod
+    def _read_now(name: str, inst: Instrument, arrived: Callable[[str, Reading | InstrumentError], None]) -> None:
+        try:
+            result: Reading | InstrumentError = _read(inst)
+        except InstrumentError as exc:
+            result = exc
+        arrived(name, result)
 
     def wait_for_sample(self, after: int, timeout_s: float) -> Sample | None:
         """Block until a sample newer than number ``after`` exists (real-time timeout)."""
@@ -200,7 +279,6 @@ class Sampler:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def alive(self) -> bool:

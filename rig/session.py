@@ -54,8 +54,8 @@ from rig.config import InstrumentConfig, RigConfig
 from rig.errors import BenchBusy, RigError, SafetyTrip
 from rig.heartbeat import Heartbeat
 from rig.interrupts import shielded
-from rig.safety import Expected, LiveLimits, chain_reason, deviation, trip_reason
-from rig.sampler import Sample, Sampler
+from rig.safety import Expected, LiveLimits, chain_reason, deviation, reading_trip_reason, trip_reason
+from rig.sampler import Reading, Sample, Sampler
 
 log = logging.getLogger("rig")
 
@@ -244,7 +244,7 @@ class Rig:
         try:
             self._arm_watchdogs()
             self._sampler = Sampler(self.instruments, self.clock, self.config.safety.sample_period,
-                                    self._on_sample)
+                                    self._on_sample, on_reading=self._on_reading)
             self._sampler.take()
             self._sampler.start()
         except BaseException:
@@ -413,6 +413,12 @@ class Rig:
         if seen is not None and fixture.safe_requests != seen:
             return "bench made safe by another session (rig safe)"
         return None
+
+    def _on_reading(self, started_s: float, name: str, result: Reading | InstrumentError) -> None:
+        """Each reading as it arrives: a limit it crosses trips now, before the rest of the sample."""
+        reason = reading_trip_reason(result, self.limits, name)
+        if reason is not None and self.trip is None and started_s >= self._armed_since:
+            self._trip(reason)
 
     def _trip(self, reason: str) -> None:
         if "INH" in reason:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from instruments.roles import LoadMode
+from instruments.scpi import batch_line
 from instruments.sim.bench import SimulatedBench
 from rig.errors import SafetyTrip
 from rig.session import Rig
@@ -65,9 +66,13 @@ def test_after_an_e_stop_each_inhibited_unit_is_cleared_its_own_way_then_read_ba
     assert sim_rig.trip is None
     for name in ("psu_hc1", "load_hc1"):  # ITECH supply, Chroma load: their clear, then off and read back
         sent = since(bench, start, name)
+        # The background sampler's batch may land between any two of the rearm's messages.
+        sampled = batch_line(sim_rig.instruments[name].MEASURE)  # type: ignore[attr-defined]
         clear = next(i for i, line in enumerate(sent) if line in CLEARS)
-        assert sent[clear + 2] in ("OUTP OFF", "LOAD OFF"), sent
-        assert "?" in sent[clear + 4], sent  # the read-back
+        off = next(i for i, line in enumerate(sent) if i > clear and line in ("OUTP OFF", "LOAD OFF"))
+        assert [line for line in sent[clear + 1:off] if line != sampled] == ["SYST:ERR?"], sent  # its check
+        assert next(line for line in sent[off + 1:] if line != sampled) == "SYST:ERR?", sent
+        assert sampled in sent[off + 2:], sent  # the read-back
     for name in ("psu_hv", "load_hv"):  # EA: no clear command; the error-queue read acknowledges
         assert not [line for line in since(bench, start, name) if line in CLEARS], name
     with bench.model.lock:

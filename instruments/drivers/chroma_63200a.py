@@ -21,6 +21,7 @@ unit is reported with the front-panel action.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from instruments.capabilities import Feature
 from instruments.drivers.scpi_base import ScpiLoad
@@ -56,13 +57,13 @@ class Chroma63200A(ScpiLoad):
         self._send(f"{level_command} {self._n(level)}")
         self._send(select)
 
-    def measure(self) -> LoadReading:
-        commands = ("MEAS:VOLT?", "MEAS:CURR?", "LOAD?", "LOAD:PROT?")
-        volts, amps, state, prot = self.transport.query_many(commands, retry=True)
-        protection = int(parse_number(self.name, "LOAD:PROT?", prot))
+    MEASURE = ("MEAS:VOLT?", "MEAS:CURR?", "LOAD?", "LOAD:PROT?")
+
+    def _parse_measure(self, r: Mapping[str, str | None]) -> LoadReading:
+        protection = int(parse_number(self.name, "LOAD:PROT?", r["LOAD:PROT?"] or ""))
         return LoadReading(
-            parse_number(self.name, "MEAS:VOLT?", volts),
-            parse_number(self.name, "MEAS:CURR?", amps),
-            parse_bool(self.name, "LOAD?", state),
+            parse_number(self.name, "MEAS:VOLT?", r["MEAS:VOLT?"] or ""),
+            parse_number(self.name, "MEAS:CURR?", r["MEAS:CURR?"] or ""),
+            parse_bool(self.name, "LOAD?", r["LOAD?"] or ""),
             f"PROT {protection}" if protection else None,
         )

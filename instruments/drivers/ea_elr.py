@@ -42,6 +42,7 @@ Optional commands (probed at open):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from instruments.capabilities import Feature
 from instruments.drivers.ea_psi import EA_GUIDE, EaUnit
@@ -80,9 +81,10 @@ class EaElr(EaUnit, ScpiLoad):
         for command in commands:
             self._send(command)
 
-    def measure(self) -> LoadReading:
-        # One round trip: MEAS:ARR? answers "U, I, P" in one reply.
-        r = self._read("MEAS:ARR?", "INP?", "STAT:QUES:COND?", "STAT:OPER:COND?")
+    # One round trip: MEAS:ARR? answers "U, I, P" in one reply.
+    MEASURE = ("MEAS:ARR?", "INP?", "STAT:QUES:COND?", "STAT:OPER:COND?")
+
+    def _parse_measure(self, r: Mapping[str, str | None]) -> LoadReading:
         array = r["MEAS:ARR?"] or ""
         values = [v for v in array.split(",") if v.strip()]
         if len(values) != 3:

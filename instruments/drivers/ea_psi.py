@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from instruments.capabilities import Capability, Feature
@@ -127,9 +128,10 @@ class EaPsi(EaUnit, ScpiSupply):
         ovp, ocp = self._numbers("SOUR:VOLT:PROT?", "SOUR:CURR:PROT?")
         return SupplyProtection(ovp_volts=ovp, ocp_amps=ocp)
 
-    def measure(self) -> SupplyReading:
-        # One round trip: MEAS:ARR? answers "U, I, P" in one reply.
-        r = self._read("MEAS:ARR?", "OUTP?", "STAT:QUES:COND?")
+    # One round trip: MEAS:ARR? answers "U, I, P" in one reply.
+    MEASURE = ("MEAS:ARR?", "OUTP?", "STAT:QUES:COND?")
+
+    def _parse_measure(self, r: Mapping[str, str | None]) -> SupplyReading:
         array = r["MEAS:ARR?"] or ""
         values = [v for v in array.split(",") if v.strip()]
         if len(values) != 3:

@@ -41,6 +41,7 @@ confidence (the live-tested public driver; an emulator built from the manual lac
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from instruments.capabilities import Feature
 from instruments.drivers.scpi_base import ScpiSupply
@@ -114,8 +115,9 @@ class ItechIT6000C(ScpiSupply):
                 raise InstrumentFault(self.name, "protection reads back OFF", command)
         return SupplyProtection(parse_number(self.name, "VOLT:PROT?", ovp), parse_number(self.name, "CURR:PROT?", ocp))
 
-    def measure(self) -> SupplyReading:
-        r = self._read("MEAS:VOLT?", "MEAS:CURR?", "OUTP?", "STAT:QUES:COND?")
+    MEASURE = ("MEAS:VOLT?", "MEAS:CURR?", "OUTP?", "STAT:QUES:COND?")
+
+    def _parse_measure(self, r: Mapping[str, str | None]) -> SupplyReading:
         bits = self._status_bits("STAT:QUES:COND?", r["STAT:QUES:COND?"])
         tripped = "+".join(name for bit, name in _QUES_PROTECTIONS.items() if bits & bit) or None
         return SupplyReading(

@@ -31,6 +31,7 @@ the manual lacked ``STAT:QUES:COND?``):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from instruments.capabilities import Feature
 from instruments.drivers.scpi_base import ScpiLoad
@@ -70,8 +71,9 @@ class ItechIT8000(ScpiLoad):
         self._send(f"{level_command} {self._n(level)}")
         self._send(select)
 
-    def measure(self) -> LoadReading:
-        r = self._read("MEAS:VOLT?", "MEAS:CURR?", "INP?", "STAT:QUES:COND?")
+    MEASURE = ("MEAS:VOLT?", "MEAS:CURR?", "INP?", "STAT:QUES:COND?")
+
+    def _parse_measure(self, r: Mapping[str, str | None]) -> LoadReading:
         bits = self._status_bits("STAT:QUES:COND?", r["STAT:QUES:COND?"])
         tripped = dict.fromkeys(name for bit, name in _QUES_PROTECTIONS.items() if bits & bit)
         return LoadReading(

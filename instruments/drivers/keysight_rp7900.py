@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from instruments.capabilities import Feature, is_unknown_command
@@ -122,9 +123,10 @@ class KeysightRP7900(ScpiSupply):
             raise InstrumentFault(self.name, "over-current protection reads back OFF", "CURR:PROT:STAT?")
         return SupplyProtection(ovp_volts=parse_number(self.name, "VOLT:PROT?", ovp), ocp_amps=None)
 
-    def measure(self) -> SupplyReading:
-        # One round trip, one acquisition: MEAS:VOLT? acquires, FETC:CURR? reads the same acquisition.
-        r = self._read("MEAS:VOLT?", "FETC:CURR?", "OUTP?", "STAT:QUES:COND?")
+    # One round trip, one acquisition: MEAS:VOLT? acquires, FETC:CURR? reads the same acquisition.
+    MEASURE = ("MEAS:VOLT?", "FETC:CURR?", "OUTP?", "STAT:QUES:COND?")
+
+    def _parse_measure(self, r: Mapping[str, str | None]) -> SupplyReading:
         bits = self._status_bits("STAT:QUES:COND?", r["STAT:QUES:COND?"])
         tripped = "+".join(name for bit, name in _QUES_PROTECTIONS.items() if bits & bit) or None
         programmed_on = parse_bool(self.name, "OUTP?", r["OUTP?"] or "")

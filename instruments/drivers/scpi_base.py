@@ -14,14 +14,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from instruments.capabilities import Capability, Feature, is_unknown_command
 from instruments.errors import InstrumentError, InstrumentTimeout, NotSupported, ScpiError
-from instruments.roles import DCSupply, ElectronicLoad, Identity, Rating
-from instruments.scpi import ScpiSettings, ScpiTransport, format_number, parse_bool, parse_number
+from instruments.roles import DCSupply, ElectronicLoad, Identity, LoadReading, Rating, SupplyReading
+from instruments.scpi import (
+    Pending,
+    ScpiSettings,
+    ScpiTransport,
+    batch_line,
+    format_number,
+    parse_bool,
+    parse_number,
+)
 
 log = logging.getLogger("instruments")
+
+
+@dataclass(frozen=True)
+class SentBatch:
+    """A measurement's batch on the wire: the queries it holds and its reply to come."""
+
+    queries: tuple[str, ...]
+    pending: Pending
 
 
 class ScpiInstrument:
@@ -34,6 +52,9 @@ class ScpiInstrument:
     DEFAULT_PORT: ClassVar[int] = 5025
     #: Optional features (see the module docstring); the driver's docstring says the same in words.
     OPTIONAL: ClassVar[tuple[Feature, ...]] = ()
+    #: The queries of one measurement, asked as one batch (``measure``, or ``send_measure`` then
+    #: ``collect_measure``); the driver's ``_parse_measure`` reads their replies.
+    MEASURE: ClassVar[tuple[str, ...]] = ()
     #: Documented protection-clear commands, tried in order until the unit accepts one.
     CLEAR: ClassVar[tuple[str, ...]] = ()
     #: What the operator does at the unit when no clear command is accepted.
@@ -106,16 +127,43 @@ class ScpiInstrument:
         if not present and (old is None or old.present is not False):
             log.warning("%s: %s", self.name, detail)
 
-    def _read(self, *commands: str) -> dict[str, str | None]:
-        """Replies to ``commands`` in one batch; an optional query the unit lacks answers None.
+    # -- measuring in two phases (the sampler) -----------------------------------------------------
+
+    @property
+    def message_gap_s(self) -> float:
+        """The least time between two messages to this unit (EA: 5 ms)."""
+        return self.transport.settings.min_gap_s
+
+    def send_measure(self) -> SentBatch | None:
+        """Send this measurement's batch (``MEASURE``) without waiting for its reply; ``collect_measure``
+        takes the reply. None when the batch takes more than one line (``measure()`` is the way)."""
+        wanted = self._wanted(self.MEASURE)
+        if len(wanted) > self.transport.settings.max_commands_per_line:
+            return None
+        return SentBatch(tuple(wanted), self.transport.send(batch_line(wanted)))
+
+    def _collect(self, sent: SentBatch) -> dict[str, str | None]:
+        return self._read(*self.MEASURE, sent=sent)
+
+    def _wanted(self, commands: tuple[str, ...]) -> list[str]:
+        """``commands`` less the optional queries this unit showed it lacks."""
+        optional = {f.probe: f for f in self.OPTIONAL if f.probe is not None}
+        return [c for c in commands if c not in optional or self.has(optional[c].key)]
+
+    def _read(self, *commands: str, sent: SentBatch | None = None) -> dict[str, str | None]:
+        """Replies to ``commands`` in one batch; an optional query the unit lacks answers None. With
+        ``sent``, the batch already went out (``send_measure``) and its reply is collected.
 
         A refused part of a batch (error queue after too few replies) is found by probing each optional
         part; those the unit refuses are dropped from every later batch (recorded) and the rest asked
         again. A refusal of a query that is not optional stays an error."""
         optional = {f.probe: f for f in self.OPTIONAL if f.probe is not None}
-        wanted = [c for c in commands if c not in optional or self.has(optional[c].key)]
+        wanted = list(sent.queries) if sent is not None else self._wanted(commands)
         try:
-            replies = self.transport.query_many(wanted, retry=True)
+            if sent is not None:
+                replies = self.transport.collect_many(sent.pending, wanted, retry=True)
+            else:
+                replies = self.transport.query_many(wanted, retry=True)
         except (ScpiError, InstrumentTimeout) as exc:
             # A read-only session cannot read the queue: a silent batch is its only sign of a refusal.
             errors = exc.errors if isinstance(exc, ScpiError) else None
@@ -210,6 +258,16 @@ class ScpiSupply(ScpiInstrument, DCSupply):
     def _set_output(self, on: bool) -> None:
         self._send(self.OUTPUT_ON if on else self.OUTPUT_OFF)
 
+    def measure(self) -> SupplyReading:
+        return self._parse_measure(self._read(*self.MEASURE))
+
+    def collect_measure(self, sent: SentBatch) -> SupplyReading:
+        return self._parse_measure(self._collect(sent))
+
+    def _parse_measure(self, replies: Mapping[str, str | None]) -> SupplyReading:
+        """A reading from the replies to ``MEASURE`` (None for an optional query the unit lacks)."""
+        raise NotImplementedError
+
     def emergency_off(self) -> None:
         self.transport.write(self.OUTPUT_OFF)
 
@@ -232,6 +290,16 @@ class ScpiLoad(ScpiInstrument, ElectronicLoad):
 
     def _set_input(self, on: bool) -> None:
         self._send(self.INPUT_ON if on else self.INPUT_OFF)
+
+    def measure(self) -> LoadReading:
+        return self._parse_measure(self._read(*self.MEASURE))
+
+    def collect_measure(self, sent: SentBatch) -> LoadReading:
+        return self._parse_measure(self._collect(sent))
+
+    def _parse_measure(self, replies: Mapping[str, str | None]) -> LoadReading:
+        """A reading from the replies to ``MEASURE`` (None for an optional query the unit lacks)."""
+        raise NotImplementedError
 
     def emergency_off(self) -> None:
         self.transport.write(self.INPUT_OFF)
