@@ -180,7 +180,9 @@ def check(rig_file: Path | None, sim: bool) -> None:
     for row in rows:
         for capability in row.lacking:
             out.print(f"{row.name}: no {capability.key}: {capability.detail}", markup=False)
-    bad = [f"{row.name} ({row.status})" for row in rows if row.fatal or row.status == "calibration expired"]
+    why = {"capability missing": "lacking a required capability"}
+    bad = [f"{row.name} ({why.get(row.status, row.status)})" for row in rows
+           if row.fatal or row.status == "calibration expired"]
     if chain:
         out.print(f"{config.fixture.name}: safety chain: {chain}", markup=False)
         bad.append(f"{config.fixture.name} ({chain})")

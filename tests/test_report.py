@@ -121,7 +121,7 @@ def degraded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     resistance fails before and after endurance; the endurance hold trips on over-temperature before
     it measures anything."""
     return real_run(tmp_path_factory.mktemp("real"), "--dut", "REPORT-1", "--sim-fault", "degraded_contact",
-                    "-k", SELECTION)
+                    "-k", SELECTION, "--rearm-after-trip")  # go on after the hold's trip (recorded)
 
 
 @pytest.mark.slow
@@ -167,13 +167,13 @@ def test_tests_that_error_before_measuring_are_rows_with_the_reason(tmp_path: Pa
     folder = real_run(tmp_path, "--dut", "REPORT-3", "--sim-fault", "estop", "-k", "pilot_state_voltage")
     run = load_run(folder)
     assert run.results == []  # nothing was measured: the old report said nothing about these tests
-    rows = verdicts(run)
-    assert len(rows) == 6 and {v.verdict for v in rows} == {"ERROR"}
-    assert all(v.reason.startswith("error in setup: RigError: cannot re-arm") and "E-stop" in v.reason for v in rows)
+    rows = verdicts(run)  # the pre-flight refused the bench (E-stop pressed): every test a row, with why
+    assert len(rows) == 6 and {v.verdict for v in rows} == {"NOT RUN"}
+    assert all("outcome: refused" in v.reason for v in rows)
     page = write_report(run).html.read_text(encoding="utf-8")
-    assert "FAIL 6 tests: 6 error" in visible(page[:page.index("<h2>")])
+    assert "E-stop" in visible(page[:page.index("<h2>Run, DUT")])
     shown = table_rows(section(page, "Verdict per test"))
-    assert len(shown) == 6 and all(" ERROR error in setup: RigError: cannot re-arm" in r for r in shown)
+    assert len(shown) == 6 and all(" NOT RUN " in r and "refused" in r for r in shown)
 
 
 @pytest.mark.slow
