@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from instruments.sim.bench import SimulatedBench
 from rig.clock import Clock
 from rig.session import Rig
+from tests.safe_bench import StandaloneSim
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
@@ -25,6 +27,14 @@ def clock() -> Clock:
 def bench(clock: Clock) -> Iterator[SimulatedBench]:
     with SimulatedBench(clock=clock) as b:
         yield b
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[StandaloneSim]:
+    """`rig sim` standalone in its own process (for tests of signals, processes and exits)."""
+    s = StandaloneSim(tmp_path)
+    yield s
+    s.stop()
 
 
 @pytest.fixture

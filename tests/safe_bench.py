@@ -96,6 +96,11 @@ def start_rig_run(config: Path, test: str, results: Path, *extra: str,
         preexec_fn=preexec_fn)
 
 
+def run_folder(results: Path) -> Path:
+    """The folder of the one run that writes into ``results`` (waited for)."""
+    return wait_until(lambda: next(iter(sorted(results.glob("*/samples.csv"))), None), 30, "the run folder").parent
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while True:

@@ -16,26 +16,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.safe_bench import ROOT, StandaloneSim, read_state, start_rig_run, wait_until
+from tests.safe_bench import ROOT, StandaloneSim, read_state, run_folder, start_rig_run, wait_until
 
 pytestmark = pytest.mark.slow
 HEARTBEAT_TIMEOUT = 2.0  # rig config default, real seconds
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[StandaloneSim]:
-    s = StandaloneSim(tmp_path)
-    yield s
-    s.stop()
-
-
-def run_folder(results: Path) -> Path:
-    return wait_until(lambda: next(iter(sorted(results.glob("*/samples.csv"))), None), 30, "the run folder").parent
 
 
 def meta_of(folder: Path) -> dict:

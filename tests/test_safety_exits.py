@@ -14,26 +14,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.safe_bench import StandaloneSim, read_state, start_plan, wait_until
+from tests.safe_bench import StandaloneSim, read_state, run_folder, start_plan, wait_until
 
 pytestmark = pytest.mark.slow
 HEARTBEAT_TIMEOUT = 2.0  # rig config default, real seconds
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[StandaloneSim]:
-    s = StandaloneSim(tmp_path)
-    yield s
-    s.stop()
-
-
-def run_folder(results: Path) -> Path:
-    return wait_until(lambda: next(iter(sorted(results.glob("*/samples.csv"))), None), 30, "the run folder").parent
 
 
 @pytest.mark.parametrize(("test", "code"), [("test_pass", 0), ("test_failed_assertion", 1), ("test_exception", 1)])
