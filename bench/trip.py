@@ -46,6 +46,10 @@ class _Stamps:
         self.lines: list[tuple[float, str, str]] = []
         self.trip_at: float | None = None
         self.lock = threading.Lock()
+        #: The (unit, line) the trial waits for, and the event set when it arrives: the benchmark
+        #: waits on it instead of polling, so its own thread takes no CPU from the rig meanwhile.
+        self.awaited: tuple[str, str] | None = None
+        self.arrived = threading.Event()
         for name, server in bench.servers.items():
             server.dialect.handle_line = self._wrap(name, server.dialect.handle_line)  # type: ignore[method-assign]
 
@@ -53,6 +57,8 @@ class _Stamps:
         def handle_line(line: str) -> str | None:
             with self.lock:
                 self.lines.append((time.perf_counter(), name, line))
+            if (name, line.upper()) == self.awaited:
+                self.arrived.set()
             return handle(line)
         return handle_line
 
@@ -60,10 +66,12 @@ class _Stamps:
         if kind == "trip" and self.trip_at is None:
             self.trip_at = time.perf_counter()
 
-    def clear(self) -> None:
+    def clear(self, awaited: tuple[str, str]) -> None:
         with self.lock:
             self.lines.clear()
         self.trip_at = None
+        self.awaited = awaited
+        self.arrived.clear()
 
     def first(self, unit: str, command: str) -> float | None:
         with self.lock:
@@ -126,7 +134,7 @@ def measure(spec: BenchSpec, trials: int, quick: bool) -> dict[str, Any]:
                 rig.source(path, VOLTS, current_limit=LOAD_AMPS * 2)
                 rig.sink(path, LoadMode.CC, LOAD_AMPS)
                 time.sleep(2 * PERIOD_S)
-                stamps.clear()
+                stamps.clear(awaited=(path.supply.name, "OUTP OFF"))
                 excursion.clear()
                 worst_phase = k % 2 == 1
                 if worst_phase:
@@ -134,11 +142,8 @@ def measure(spec: BenchSpec, trials: int, quick: bool) -> dict[str, Any]:
                 else:
                     time.sleep(rng.uniform(0, PERIOD_S))
                     excursion_now()
-                deadline = time.perf_counter() + 2.0
-                off = None
-                while time.perf_counter() < deadline and off is None:
-                    time.sleep(0.002)
-                    off = stamps.first(path.supply.name, "OUTP OFF")
+                stamps.arrived.wait(2.0)
+                off = stamps.first(path.supply.name, "OUTP OFF")
                 t0 = excursion.get("t0")
                 load_off = stamps.first(path.load.name, path.load.INPUT_OFF)  # type: ignore[attr-defined]
                 before = stamps.last_before(path.supply.name, off) if off is not None else None

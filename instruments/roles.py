@@ -203,6 +203,11 @@ class PowerInstrument(Instrument):
     def emergency_off(self) -> None:
         """Switch off at once, without waiting for the error queue; the caller reads back."""
 
+    def emergency_off_now(self) -> bool:
+        """``emergency_off`` if it needs no wait at all (nobody else talking to the unit, no gap to
+        keep, no reply outstanding); False if nothing was sent. Drivers that can tell override it."""
+        return False
+
 
 class DCSupply(PowerInstrument):
     role = "supply"

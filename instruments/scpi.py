@@ -137,6 +137,18 @@ class Pending:
         """The reply line (stripped); the fault that took it (``InstrumentTimeout``, ``InstrumentLost``)."""
         return self.transport._collect(self)
 
+    def ready(self) -> bool:
+        """Whether ``collect()`` would not wait: the reply was read, or its bytes have arrived (a hint)."""
+        return self._reply is not None or self._error is not None or self.transport._reply_waiting()
+
+    def waitable(self) -> socket.socket | None:
+        """The socket the reply arrives on, for ``select`` (None for sessions that have none)."""
+        return self.transport._socket()
+
+    @property
+    def timeout_s(self) -> float:
+        return self.transport.settings.timeout_s
+
     def succeed(self, reply: str) -> None:
         self._reply = reply
 
@@ -467,6 +479,43 @@ class ScpiTransport:
     def write(self, command: str) -> None:
         """Send a command without checking the error queue (prefer ``write_checked``)."""
         self._exchange(command, expect_reply=False)
+
+    def write_if_ready(self, command: str) -> bool:
+        """Send ``command`` now if that needs no wait at all, else send nothing and return False.
+
+        For a safety trip's off commands, sent one unit after another from the thread that saw the
+        trip: none may wait on another. Ready means no other thread is mid-exchange with the unit, no
+        reconnect is due, the dialect's gap has elapsed, and a reply owed to a ``send`` has already
+        arrived (it is read first, as always: a command sent before the reply is read would interrupt
+        the query, IEEE 488.2 -410, and lose it). A unit that is not ready gets ``write`` from elsewhere.
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._ready_now():
+                return False
+            self._exchange(command, expect_reply=False)
+            return True
+        finally:
+            self._lock.release()
+
+    def _ready_now(self) -> bool:
+        if self._handle is None:
+            return False
+        idle_s = time.monotonic() - self._last_io
+        if self.settings.idle_reconnect_s is not None and idle_s > self.settings.idle_reconnect_s:
+            return False
+        if self._owed is not None:
+            # the gap counts from the owed reply, which is not read yet; and an unanswered query waits
+            return self.settings.min_gap_s <= 0 and self._reply_waiting()
+        return idle_s >= self.settings.min_gap_s
+
+    def _reply_waiting(self) -> bool:
+        """Whether bytes are waiting to be read (pyvisa-py SOCKET sessions; False for others)."""
+        if getattr(self._session(), "_pending_buffer", None):
+            return True
+        sock = self._socket()
+        return sock is not None and bool(select.select([sock], [], [], 0)[0])
 
     def write_checked(self, command: str) -> None:
         """Send a command, then read the error queue; raise ``ScpiError`` if the unit refused it.

@@ -3,11 +3,12 @@ costs the slowest instrument, not the sum of them all, and without a thread per 
 
 One thread (the sampler's, or the caller's for ``sample_once``) does, per sample:
 
-1. send the measurement batch (one SCPI line, ``send_measure``) of every unit without a gap rule;
-2. read the instruments that cannot be pipelined (the Modbus fixture: one block read), each checked
-   by ``on_reading`` as it arrives;
-3. collect the replies of step 1, each checked by ``on_reading`` as it arrives: a trip is raised
-   before the rest of the sample is collected;
+1. send the request of every unit without a gap rule (``send_measure``): one SCPI line per power
+   unit, then the fixture's block read (pymodbus' framing costs more than a SCPI line; measured, the
+   cheap sends first get every request out soonest);
+2. read the instruments that cannot be pipelined, each checked by ``on_reading`` as it arrives;
+3. collect the replies of step 1, those already arrived first (else the earliest sent), each checked
+   by ``on_reading`` as it arrives: a trip is raised before the rest of the sample is collected;
 4. send the batch of the units that need a gap between messages (EA: 5 ms), then collect them. They go
    last on purpose: such a unit is paced by its gap (counted from its last reply), and the steps before
    run while the gap elapses, so the sample costs about one gap plus one round trip, as a hand-written
@@ -23,6 +24,8 @@ surplus-byte checks run before each send; a timeout reopens the connection.
 from __future__ import annotations
 
 import logging
+import select
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +46,9 @@ from rig.clock import Clock
 
 log = logging.getLogger("rig.sampler")
 
+#: Python's GIL switch interval while a sampler runs (the default is 5 ms): see ``Sampler.start``.
+GIL_SWITCH_INTERVAL_S = 0.001
+
 Reading = SupplyReading | LoadReading | FixtureReading
 #: ``on_reading(sample_started_s, instrument, reading or its error)``, called as each one arrives.
 ReadingCheck = Callable[[float, str, Reading | InstrumentError], None]
@@ -50,14 +56,15 @@ ReadingCheck = Callable[[float, str, Reading | InstrumentError], None]
 
 @runtime_checkable
 class TwoPhase(Protocol):
-    """An instrument whose measurement can be sent now and collected later (the SCPI drivers)."""
+    """An instrument whose measurement can be sent now and collected later (the SCPI drivers, the
+    Modbus fixture). ``send_measure`` returns None when it measured nothing yet (read it in full)."""
 
     @property
     def message_gap_s(self) -> float: ...
 
     def send_measure(self) -> Any: ...
 
-    def collect_measure(self, sent: Any) -> SupplyReading | LoadReading: ...
+    def collect_measure(self, sent: Any) -> Reading: ...
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,27 @@ def row(sample: Sample) -> dict[str, object]:
     return out
 
 
+def _next_arrival(pending: list[Any]) -> int:
+    """Which of the replies on their way to collect next: one already here (first sent first), else the
+    first to arrive within the shortest of their timeouts (``select`` on their sockets), else the first
+    sent (its own read then times out). So a reading is checked as soon as it is here, whatever the
+    others are doing: a stalled unit delays nobody's check. Replies that cannot say (no ``ready`` or no
+    socket) are simply taken in the order sent."""
+    if not all(hasattr(p, "ready") for p in pending):
+        return 0
+    for k, p in enumerate(pending):
+        if p.ready():
+            return k
+    sockets = [p.waitable() for p in pending]
+    if any(sock is None for sock in sockets):
+        return 0
+    try:
+        readable, _, _ = select.select(sockets, [], [], min(p.timeout_s for p in pending))
+    except (OSError, ValueError):  # a socket closed meanwhile: collecting says what happened
+        return 0
+    return next((k for k, sock in enumerate(sockets) if sock in readable), 0)
+
+
 def _read(instrument: Instrument) -> Reading:
     if isinstance(instrument, InletFixture):
         return instrument.read()
@@ -171,12 +199,14 @@ class Sampler:
         self.count = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._switch_interval_before: float | None = None
         self._new_sample = threading.Condition()
         # One sample taken and handed on at a time, whichever thread asks: samples then reach
         # ``on_sample`` (and samples.csv) in the order they were taken. Re-entrant: a handler may sample.
         self._handing = threading.RLock()
         pipelined = {n: i for n, i in self.instruments.items() if isinstance(i, TwoPhase)}
-        self._first = [(n, i) for n, i in pipelined.items() if i.message_gap_s <= 0]
+        self._first = sorted(((n, i) for n, i in pipelined.items() if i.message_gap_s <= 0),
+                             key=lambda unit: isinstance(unit[1], InletFixture))
         self._blocking = [(n, i) for n, i in self.instruments.items() if n not in pipelined]
         self._after_fixture = [(n, i) for n, i in pipelined.items() if i.message_gap_s > 0]
 
@@ -215,19 +245,19 @@ class Sampler:
                 except InstrumentError as exc:
                     arrived(name, exc)
                     continue
-                if sent is None:  # more than one line: measured in full, now
+                if sent is None:  # cannot be split (more than one line): measured in full, now
                     self._read_now(name, inst, arrived)  # type: ignore[arg-type]
                 else:
                     in_flight.append((name, inst, sent))
 
         def collect() -> None:
-            for name, inst, sent in in_flight:
+            while in_flight:
+                name, inst, sent = in_flight.pop(_next_arrival([s for _, _, s in in_flight]))
                 try:
                     result: Reading | InstrumentError = inst.collect_measure(sent)
                 except InstrumentError as exc:
                     result = exc
                 arrived(name, result)
-            in_flight.clear()
 
         send(self._first)
         for name, inst in self._blocking:
@@ -258,6 +288,12 @@ class Sampler:
         return self.latest if self.count > after else None
 
     def start(self) -> None:
+        # While this thread samples, a thread that wakes from I/O (this one with a reply, the trip's
+        # off commands, an in-process simulator) waits at most this long for the interpreter: a
+        # CPU-bound thread (a plot, the report, the database feed) is asked to let go after it, not
+        # after Python's default 5 ms. Only ever lowered; put back by ``stop``.
+        self._switch_interval_before = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval_before, GIL_SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._thread.start()
 
@@ -279,6 +315,9 @@ class Sampler:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
+        if self._switch_interval_before is not None:
+            sys.setswitchinterval(self._switch_interval_before)
+            self._switch_interval_before = None
 
     @property
     def alive(self) -> bool:

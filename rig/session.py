@@ -27,8 +27,8 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -421,23 +421,55 @@ class Rig:
             self._trip(reason)
 
     def _trip(self, reason: str) -> None:
-        if "INH" in reason:
-            reason = self._inhibit_cause(reason)
-        self.trip = reason
-        self.trip_was_expected = self._trip_expected()  # caused on purpose by the plan (E-stop tests)
-        self._event(f"SAFETY TRIP: {reason}")
-        self._notify("trip", reason)
-        self.safe_state(f"safety trip: {reason}")
+        with shielded():
+            self.trip = reason  # from here on every setpoint is refused
+            # Then, before naming the cause or telling anyone, every unit's off command on its way.
+            switched_off, on_their_way = self._switch_off_now()
+            if "INH" in reason:
+                reason = self.trip = self._inhibit_cause(reason)
+            self.trip_was_expected = self._trip_expected()  # caused on purpose by the plan (E-stop tests)
+            self._event(f"SAFETY TRIP: {reason}")
+            self._notify("trip", reason)
+            for sent in on_their_way:
+                sent.result()  # errors are the safe state's to report: it confirms every unit
+            self.safe_state(f"safety trip: {reason}", switched_off)
         self._tripped.set()  # set once the bench is safe: a SafetyTrip a plan sees means "already safe"
 
+    def _switch_off_now(self) -> tuple[set[str], list[Future[str | None]]]:
+        """A trip's off commands, at once: from the thread that saw the trip to every unit that can take
+        one without a wait (``emergency_off_now``), so no hand-over to another thread stands between the
+        trip and the supply's OUTP OFF; to the others (another thread mid-exchange, a gap to keep, a
+        reply not yet arrived) from the pool, each on its own, so a supply is never held back behind a
+        busy load. The units this run switched on go first, loads before supplies (a real bench switches
+        them in parallel; a simulator, one line after another). Returns the units switched off or being
+        switched off, and the pool's work to wait for."""
+        done: set[str] = set()
+        on_their_way: list[Future[str | None]] = []
+        units = [i for i in self.instruments.values() if isinstance(i, PowerInstrument)]
+        on = self.expected.loads_on | self.expected.supplies_on
+        for unit in sorted(units, key=lambda u: (u.name not in on, isinstance(u, DCSupply))):
+            try:
+                now = unit.emergency_off_now()
+            except InstrumentError as exc:  # the pool tries again; the safe state reports what stays
+                log.warning("trip: %s off at once failed: %s", unit.name, exc)
+                now = False
+            if not now:
+                on_their_way.append(self._pool.submit(self._quietly(lambda u: u.emergency_off()), unit))
+            done.add(unit.name)
+        return done, on_their_way
+
     def _inhibit_cause(self, reason: str) -> str:
-        """An instrument inhibited has one cause, the fixture's safety chain: name it. (Within one sample
-        the instrument's reading can be newer than the fixture's, so look again.)"""
+        """An instrument inhibited has one cause, the fixture's safety chain: name it, alone, so a trip
+        reads the same whichever reading arrived first (the sampler checks them as they arrive; the
+        inhibit is in the run log). Within one sample the instrument's reading can be newer than the
+        fixture's, so look again."""
         try:
             cause = chain_reason(self.fixture.read())
         except InstrumentError:
             return reason
-        return f"{cause} ({reason})" if cause else reason
+        if cause:
+            log.info("trip: %s, seen first as %s", cause, reason)
+        return cause or reason
 
     def _before_setpoint(self) -> None:
         """Before every setpoint a plan sends, through the rig or a driver: refused while tripped. The
@@ -458,13 +490,14 @@ class Rig:
 
     # -- the safe state --------------------------------------------------------------------------
 
-    def safe_state(self, reason: str) -> SafeStateReport:
+    def safe_state(self, reason: str, switched_off: Collection[str] = ()) -> SafeStateReport:
         """Load off -> supply off -> bus below the safe voltage -> contactors open. Idempotent.
-        Ctrl-C / SIGTERM meanwhile cannot cut it short (rig.interrupts)."""
+        Ctrl-C / SIGTERM meanwhile cannot cut it short (rig.interrupts). ``switched_off``: units that
+        were just sent their off command (a trip's first act); they are only read back."""
         with shielded():
-            return self._safe_state(reason)
+            return self._safe_state(reason, switched_off)
 
-    def _safe_state(self, reason: str) -> SafeStateReport:
+    def _safe_state(self, reason: str, switched_off: Collection[str] = ()) -> SafeStateReport:
         with self._safe_lock:
             self.expected = Expected(since=self.clock.now())  # from now on nothing is meant to be energised
             report = SafeStateReport(reason)
@@ -474,6 +507,7 @@ class Rig:
             # 1-2: off commands first, fast, in order (loads, then supplies), without waiting on the
             # error queue; then each unit's own safe_state() confirms it by reading back.
             for group in (loads, supplies):
+                group = [u for u in group if u.name not in switched_off]
                 list(self._pool.map(self._quietly(lambda u: u.emergency_off()), group))
             for group, label in ((loads, "load input off"), (supplies, "supply output off")):
                 for unit, error in zip(group, self._pool.map(self._quietly(lambda u: u.safe_state()), group),

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
+from instruments import fixture_map as fm
 from instruments.drivers.chroma_63200a import Chroma63200A
 from instruments.drivers.ea_psi import EaPsi
 from instruments.drivers.itech_it6000c import ItechIT6000C
 from instruments.drivers.nacs_fixture import NacsInletFixture
-from instruments.errors import InstrumentTimeout
+from instruments.errors import InstrumentTimeout, ModbusDeviceError
 from instruments.roles import LoadReading, Rating, SupplyReading
 from instruments.sim.bench import SimulatedBench
 from rig.clock import Clock
@@ -103,7 +104,7 @@ def test_requests_go_out_before_replies_are_read_and_gap_limited_units_come_last
     itech = ItechIT6000C("psu_hc1", bench.servers["psu_hc1"].resource, Rating(80, 450, 15000))
     itech.open()
     events = Events()
-    for unit in (psu, load, itech):
+    for unit in (psu, load, itech, inlet):
         events.wrap(unit, "send_measure", "send")
         events.wrap(unit, "collect_measure", "collect")
     events.wrap(inlet, "read", "read")
@@ -117,11 +118,12 @@ def test_requests_go_out_before_replies_are_read_and_gap_limited_units_come_last
     assert not sample.errors, sample.errors
     assert isinstance(sample.readings["psu_hv"], SupplyReading)
     assert isinstance(sample.readings["load_hc1"], LoadReading)
-    # The units without a gap rule are both asked before either reply is read, and the fixture read
-    # meanwhile; the EA supply (5 ms between messages) is asked once every other reading is in.
-    assert events.log == [("send", "load_hc1"), ("send", "psu_hc1"), ("read", "inlet"),
-                          ("collect", "load_hc1"), ("collect", "psu_hc1"),
-                          ("send", "psu_hv"), ("collect", "psu_hv")]
+    # The units without a gap rule are asked, then the fixture (one block read, also split in two),
+    # before any reply is read; their replies are collected in the order they arrive; the EA supply
+    # (5 ms between messages) is asked once every other reading is in. No whole read of the fixture.
+    assert events.log[:3] == [("send", "load_hc1"), ("send", "psu_hc1"), ("send", "inlet")]
+    assert sorted(events.log[3:6]) == [("collect", "inlet"), ("collect", "load_hc1"), ("collect", "psu_hc1")]
+    assert events.log[6:] == [("send", "psu_hv"), ("collect", "psu_hv")]
     assert sent == {"psu_hv": [MEASURE_LINE], "load_hc1": ["MEAS:VOLT?;:MEAS:CURR?;:LOAD?;:LOAD:PROT?"],
                     "psu_hc1": ["MEAS:VOLT?;:MEAS:CURR?;:OUTP?;:STAT:QUES:COND?"]}
 
@@ -306,11 +308,13 @@ def test_a_trip_on_one_reading_is_raised_before_the_rest_of_the_sample_is_collec
     sample = sim_rig.sampler.latest
     assert sample is not None and sim_rig.trip is not None and sim_rig.trip.startswith("E-stop pressed")
     trip = events.index("trip", "rig")
-    collected = [i for i, (kind, _) in enumerate(events.log) if kind == "collect"]
-    # Every SCPI reply of the sample was collected after the trip and its safe state: the fixture's
-    # reading tripped the rig while the requests of the units without a gap rule were on the wire.
-    assert collected and all(i > events.index("safe", "rig") > trip for i in collected)
-    assert len(collected) == len(sim_rig.instruments) - 1  # every unit but the fixture, once
+    # A reading tripped the rig as it was collected (the fixture's E-stop, or a unit's inhibit, which
+    # the rig names by the fixture's chain: whichever arrived first), and the trip's safe state was
+    # done before the sample went on: the gap-limited EA units, asked last, were collected after both.
+    assert events.log[trip - 1][0] == "collect"
+    assert all(events.index("collect", name) > events.index("safe", "rig") > trip for name in ("psu_hv", "load_hv"))
+    collected = [what for kind, what in events.log if kind == "collect"]
+    assert sorted(collected) == sorted(sim_rig.instruments)  # every unit once
     assert set(sample.readings) | set(sample.errors) == set(sim_rig.instruments)
     assert sim_rig.safe_reports[-1].ok, sim_rig.safe_reports[-1].lines()
 
@@ -328,3 +332,144 @@ def test_the_sample_check_composes_the_reading_checks_and_keeps_their_precedence
     assert trip_reason(sample, sim_rig.limits) == "E-stop pressed"
     assert sample.fixture is not None
     assert reading_trip_reason(sample.fixture, sim_rig.limits) == "E-stop pressed"
+
+
+# --- arrival order, the fixture's split read ---------------------------------------------------------
+
+
+def test_a_reading_that_arrived_is_checked_while_a_stalled_unit_is_still_awaited(
+        bench: SimulatedBench, load: Chroma63200A, inlet: NacsInletFixture) -> None:
+    """A unit that never answers is asked first, yet the readings that did arrive are checked before
+    its timeout: the sampler collects replies as they arrive (select on their sockets)."""
+    itech = ItechIT6000C("psu_hc1", bench.servers["psu_hc1"].resource, Rating(80, 450, 15000))
+    itech.transport.settings = dataclasses.replace(ItechIT6000C.SETTINGS, timeout_s=TIMEOUT)
+    itech.open()
+    bench.servers["psu_hc1"].faults.stalled = True
+    seen: list[tuple[str, str]] = []
+    try:
+        sample = sampler_of(itech, load, inlet, on_reading=lambda t, name, result: seen.append(
+            (name, type(result).__name__))).sample_once()
+    finally:
+        bench.servers["psu_hc1"].faults.stalled = False
+        itech.close()
+    assert sorted(seen[:2]) == [("inlet", "FixtureReading"), ("load_hc1", "LoadReading")]
+    assert seen[2][0] == "psu_hc1" and isinstance(sample.errors["psu_hc1"], InstrumentTimeout)
+
+
+def test_a_fixture_request_between_send_and_collect_reads_the_owed_reply_first(
+        bench: SimulatedBench, inlet: NacsInletFixture) -> None:
+    """The fixture's block read is split in two like a SCPI batch: a request from another thread in
+    between (the heartbeat, a plan) first reads the owed reply, then gets its own answer."""
+    sent = inlet.send_measure()
+    assert sent is not None
+    answers: list[list[int]] = []
+    other = threading.Thread(target=lambda: answers.append(inlet.transport.read_input(0, 2)))
+    other.start()
+    other.join(5)
+    assert answers == [[fm.IDENT_MAGIC, fm.MAP_VERSION]]  # its own two registers, not the block
+    reading = inlet.collect_measure(sent)  # decoding checks the block's identity register
+    assert reading.safety_chain_ok and not reading.contactors_closed
+    assert inlet.transport.fault_count == 0
+
+
+def test_a_late_fixture_reply_never_answers_the_next_request_and_the_read_is_asked_again(
+        bench: SimulatedBench, inlet: NacsInletFixture) -> None:
+    bench.fixture.faults.latency_s = 3 * TIMEOUT
+    sent = inlet.send_measure()
+    assert sent is not None
+    with pytest.raises(InstrumentTimeout, match=r"no reply within 0\.2 s"):
+        sent.collect()  # the split read alone: its connection is dropped with the late reply
+    bench.fixture.faults.latency_s = 0.0
+    assert inlet.transport.read_input(0, 2) == [fm.IDENT_MAGIC, fm.MAP_VERSION]  # fresh connection
+    bench.fixture.faults.latency_s = 3 * TIMEOUT
+    sent = inlet.send_measure()
+    assert sent is not None
+    with pytest.raises(InstrumentTimeout):  # asked again once on a fresh connection, as ``read`` does
+        inlet.collect_measure(sent)
+    assert inlet.transport.fault_count == 3
+    bench.fixture.faults.latency_s = 0.0
+    assert inlet.collect_measure(inlet.send_measure()).safety_chain_ok  # no late reply taken for it
+
+
+def test_a_modbus_exception_to_a_split_read_names_the_code_and_the_registers(
+        bench: SimulatedBench, inlet: NacsInletFixture) -> None:
+    bench.fixture.faults.exception_next = 4
+    sent = inlet.send_measure()
+    assert sent is not None
+    with pytest.raises(ModbusDeviceError, match=r"Modbus exception 4 \(server device failure\)"):
+        inlet.collect_measure(sent)
+    assert inlet.read().safety_chain_ok  # an answer, not a broken link: the next read just works
+
+
+# --- a trip's off commands, from the thread that saw it --------------------------------------------------
+
+
+def test_write_if_ready_sends_only_what_needs_no_wait(bench: SimulatedBench, psu: EaPsi) -> None:
+    server = bench.servers["psu_hv"]
+    transport = psu.transport
+    transport.settings = dataclasses.replace(transport.settings, min_gap_s=0.0)
+    start = len(server.dialect.log)
+    assert transport.write_if_ready("OUTP OFF")
+    wait_until(lambda: lines_since(server, start) == ["OUTP OFF"])
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_unit() -> None:
+        with transport._lock:  # another thread mid-exchange with the unit
+            held.set()
+            release.wait(5)
+    other = threading.Thread(target=hold_the_unit)
+    other.start()
+    held.wait(5)
+    assert not transport.write_if_ready("OUTP OFF")
+    release.set()
+    other.join(5)
+
+    server.faults.stalled = True  # a reply owed to a sent batch that has not arrived
+    sent = psu.send_measure()
+    assert sent is not None and not transport.write_if_ready("OUTP OFF")
+    with pytest.raises(InstrumentTimeout):
+        sent.pending.collect()
+    server.faults.stalled = False
+
+    sent = psu.send_measure()  # a reply owed that has arrived is read first, then the command goes
+    assert sent is not None
+    wait_until(sent.ready)
+    assert transport.write_if_ready("OUTP OFF")
+    assert psu.collect_measure(sent).output_on is False
+
+    transport.settings = dataclasses.replace(transport.settings, min_gap_s=60.0)  # a gap still to keep
+    start = len(server.dialect.log)
+    assert not transport.write_if_ready("OUTP OFF")
+    assert lines_since(server, start) == []
+    transport.settings = dataclasses.replace(transport.settings, min_gap_s=EaPsi.SETTINGS.min_gap_s)
+
+
+def test_a_trips_off_commands_leave_from_the_thread_that_saw_it_before_anyone_is_told(
+        bench: SimulatedBench, sim_rig: Rig) -> None:
+    """The energised supply's OUTP OFF reaches it while the trip's listeners are still being told: the
+    off commands are on their way before anything else happens (from the tripping thread itself, or
+    from the pool when the EA supply still has its 5 ms gap to keep)."""
+    from tests.test_safety_live import energised
+
+    path = energised(sim_rig, 100.0, 1.0)
+    supply = bench.servers[path.supply.name]
+    start = len(supply.dialect.log)
+    off_before_told: list[bool] = []
+
+    def on_trip(kind: str, payload: Any) -> None:
+        if kind == "trip":  # the tripping thread waits here; the safe state's pool has not started
+            try:
+                wait_until(lambda: "OUTP OFF" in lines_since(supply, start))
+                off_before_told.append(True)
+            except AssertionError:
+                off_before_told.append(False)
+    sim_rig.listeners.append(on_trip)
+    with bench.model.lock:
+        bench.model.advance()
+        bench.model.contacts["DC+"].node.temperature = sim_rig.limits.max_temperature.value + 10
+    with pytest.raises(SafetyTrip, match="over-temperature"):
+        for _ in range(200):
+            sim_rig.sample()
+    assert off_before_told == [True]
+    assert sim_rig.safe_reports[-1].ok, sim_rig.safe_reports[-1].lines()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -40,6 +41,16 @@ class SentBatch:
 
     queries: tuple[str, ...]
     pending: Pending
+
+    def ready(self) -> bool:
+        return self.pending.ready()
+
+    def waitable(self) -> socket.socket | None:
+        return self.pending.waitable()
+
+    @property
+    def timeout_s(self) -> float:
+        return self.pending.timeout_s
 
 
 class ScpiInstrument:
@@ -271,6 +282,9 @@ class ScpiSupply(ScpiInstrument, DCSupply):
     def emergency_off(self) -> None:
         self.transport.write(self.OUTPUT_OFF)
 
+    def emergency_off_now(self) -> bool:
+        return self.transport.write_if_ready(self.OUTPUT_OFF)
+
     def clear_protection(self) -> None:
         """Output off, clear the latch, then force the output off again and read it back: some units
         restore the output state from before the fault when cleared (Keysight's wording allows it)."""
@@ -303,6 +317,9 @@ class ScpiLoad(ScpiInstrument, ElectronicLoad):
 
     def emergency_off(self) -> None:
         self.transport.write(self.INPUT_OFF)
+
+    def emergency_off_now(self) -> bool:
+        return self.transport.write_if_ready(self.INPUT_OFF)
 
     def clear_protection(self) -> None:
         """Input off, clear the latch, then force the input off again and read it back."""

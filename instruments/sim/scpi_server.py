@@ -75,7 +75,10 @@ class ScpiServer:
         try:
             while True:
                 try:
-                    raw = await asyncio.wait_for(reader.readline(), idle) if idle else await reader.readline()
+                    # A deadline per line in this task, not asyncio.wait_for: that wraps each read in a
+                    # task of its own, and a line then waits an extra turn of the event loop.
+                    async with asyncio.timeout(idle):
+                        raw = await reader.readline()
                 except TimeoutError:
                     log.debug("%s: idle for %s s, dropping the connection (as the real unit does)", self.name, idle)
                     break
