@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from pathlib import Path
 
@@ -37,6 +38,20 @@ def test_encode_decode_round_trip(name: str, value: float, words: list[int]) -> 
     reg = fm.BY_NAME[name]
     assert reg.encode(value) == words
     assert reg.decode(words) == pytest.approx(value)
+
+
+def test_the_block_decode_gives_each_register_its_own_decode_on_any_words() -> None:
+    """``decode_inputs`` unpacks the whole block at once (the sampler's hot path): on blocks of edge
+    and random words it gives exactly what each register's own ``decode`` gives for its words."""
+    rng = random.Random(3400)
+    blocks = [[w] * fm.INPUT_BLOCK_COUNT for w in (0, 1, 0x7FFF, 0x8000, 0xFFFF)]
+    blocks += [[rng.randrange(0x10000) for _ in range(fm.INPUT_BLOCK_COUNT)] for _ in range(500)]
+    for block in blocks:
+        expected = {reg.name: reg.decode(block[reg.address - fm.INPUT_BLOCK_START:][:reg.words])
+                    for reg in fm.INPUT_REGISTERS}
+        assert fm.decode_inputs(block) == expected
+    with pytest.raises(ValueError, match=f"expected {fm.INPUT_BLOCK_COUNT}"):
+        fm.decode_inputs([0] * (fm.INPUT_BLOCK_COUNT - 1))
 
 
 def test_encode_refuses_values_outside_the_write_range() -> None:
