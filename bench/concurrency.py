@@ -2,7 +2,8 @@
 that each answer 5 ms late.
 
 The rig's ``Sampler.sample_once()`` polls a supply (Keysight RP7900), a load (Chroma 63200A) and the
-fixture (Modbus), pipelined (both SCPI requests sent, the fixture read, then both replies collected), so
+fixture (Modbus), pipelined (both SCPI requests and the fixture's block read sent, then the three replies
+collected as they arrive), so
 a sample should cost the slowest instrument (5 ms + a round trip), not the sum (15 ms + three round
 trips, what the same three reads cost one after another). The latency is the simulator's per-request
 delay (``ServerFaults.latency_s`` and ``ModbusFaults.latency_s``); the supply has no inter-message gap, so

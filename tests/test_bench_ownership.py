@@ -62,9 +62,13 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def holding(sim: StandaloneSim, results: Path) -> Path:
-    """Wait until a run is holding 10 A through the inlet; its results folder."""
+    """Wait until a run is holding 10 A through the inlet, as its own samples show; its results folder.
+    (The run's samples, not only the simulator's state: a sample period can pass between the two.)"""
     wait_until(lambda: read_state(sim.config).inlet_current > 9.0, 60, "10 A through the inlet")
-    return wait_until(lambda: next(iter(results.glob("*/samples.csv")), None), 30, "the run folder").parent
+    folder = wait_until(lambda: next(iter(results.glob("*/samples.csv")), None), 30, "the run folder").parent
+    wait_until(lambda: any(float(r.get("inlet.current_a") or 0) > 9.0 for r in rows(folder / "samples.csv")),
+               30, "a sample of the run with 10 A through the inlet")
+    return folder
 
 
 def other_spelling(config: Path, folder: Path) -> Path:

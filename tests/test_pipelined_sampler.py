@@ -465,11 +465,14 @@ def test_a_trips_off_commands_leave_from_the_thread_that_saw_it_before_anyone_is
             except AssertionError:
                 off_before_told.append(False)
     sim_rig.listeners.append(on_trip)
-    with bench.model.lock:
+    hot = sim_rig.limits.max_temperature.value + 10
+    with bench.model.lock:  # the whole inlet, ambient included, so it stays hot in the scaled time
         bench.model.advance()
-        bench.model.contacts["DC+"].node.temperature = sim_rig.limits.max_temperature.value + 10
+        bench.model.params.ambient_c = hot
+        for contact in bench.model.contacts.values():
+            contact.node.temperature = hot
     with pytest.raises(SafetyTrip, match="over-temperature"):
-        for _ in range(200):
+        for _ in range(200):  # counted in samples, not in time
             sim_rig.sample()
     assert off_before_told == [True]
     assert sim_rig.safe_reports[-1].ok, sim_rig.safe_reports[-1].lines()
