@@ -95,9 +95,13 @@ class ModbusPending:
         """The registers; or the error that took the reply (timeout, lost link, exception response)."""
         return self.transport._collect(self)
 
+    def buffered(self) -> bool:
+        """Whether the reply was read already (by another thread's request to the device)."""
+        return self._registers is not None or self._error is not None
+
     def ready(self) -> bool:
         """Whether ``collect()`` would not wait: the reply was read, or bytes have arrived (a hint)."""
-        if self._registers is not None or self._error is not None:
+        if self.buffered():
             return True
         sock = self.waitable()
         try:
@@ -185,8 +189,8 @@ class ModbusTransport:
     def send_read_input(self, address: int, count: int) -> ModbusPending | None:
         """Send a read of input registers and return at once; ``ModbusPending.collect()`` reads the reply.
 
-        Lets the sampler put this request on the wire before it sends to the other instruments, and
-        check the reading while their replies are on their way. The reply is owed to this request only:
+        Lets the sampler have this request and the other instruments' on their way together, and
+        check each reading as it arrives. The reply is owed to this request only:
         whoever talks to the device next reads it first, under the lock. Never retried (the caller may
         read again). None when the installed pymodbus has no way to send a request apart from reading
         its reply (its transaction manager changed): use ``read_input``.

@@ -139,7 +139,13 @@ class Pending:
 
     def ready(self) -> bool:
         """Whether ``collect()`` would not wait: the reply was read, or its bytes have arrived (a hint)."""
-        return self._reply is not None or self._error is not None or self.transport._reply_waiting()
+        return self.buffered() or self.transport._reply_waiting()
+
+    def buffered(self) -> bool:
+        """Whether the reply is here without asking the socket: read already (by another thread), or
+        bytes of it in pyvisa-py's buffer, where ``select`` cannot see them."""
+        return self._reply is not None or self._error is not None or \
+            bool(getattr(self.transport._session(), "_pending_buffer", None))
 
     def waitable(self) -> socket.socket | None:
         """The socket the reply arrives on, for ``select`` (None for sessions that have none)."""

@@ -154,15 +154,16 @@ def row(sample: Sample) -> dict[str, object]:
 
 
 def _next_arrival(pending: list[Any]) -> int:
-    """Which of the replies on their way to collect next: one already here (first sent first), else the
-    first to arrive within the shortest of their timeouts (``select`` on their sockets), else the first
-    sent (its own read then times out). So a reading is checked as soon as it is here, whatever the
-    others are doing: a stalled unit delays nobody's check. Replies that cannot say (no ``ready`` or no
-    socket) are simply taken in the order sent."""
-    if not all(hasattr(p, "ready") for p in pending):
+    """Which of the replies on their way to collect next: one already in memory (read by another
+    thread, or buffered by pyvisa-py; first sent first), else the first to arrive within the shortest
+    of their timeouts (one ``select`` on their sockets), else the first sent (its own read then times
+    out). So a reading is checked as soon as it is here, whatever the others are doing: a stalled unit
+    delays nobody's check. Replies that cannot say (no ``buffered`` or no socket) are simply taken in
+    the order sent."""
+    if len(pending) == 1 or not all(hasattr(p, "buffered") for p in pending):
         return 0
     for k, p in enumerate(pending):
-        if p.ready():
+        if p.buffered():
             return k
     sockets = [p.waitable() for p in pending]
     if any(sock is None for sock in sockets):

@@ -505,7 +505,8 @@ class Rig:
             loads = [u for u in units if isinstance(u, ElectronicLoad)]
             supplies = [u for u in units if isinstance(u, DCSupply)]
             # 1-2: off commands first, fast, in order (loads, then supplies), without waiting on the
-            # error queue; then each unit's own safe_state() confirms it by reading back.
+            # error queue (a trip has sent them already: ``switched_off``); then each unit's own
+            # safe_state() confirms it by reading back.
             for group in (loads, supplies):
                 group = [u for u in group if u.name not in switched_off]
                 list(self._pool.map(self._quietly(lambda u: u.emergency_off()), group))

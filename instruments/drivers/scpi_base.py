@@ -45,6 +45,9 @@ class SentBatch:
     def ready(self) -> bool:
         return self.pending.ready()
 
+    def buffered(self) -> bool:
+        return self.pending.buffered()
+
     def waitable(self) -> socket.socket | None:
         return self.pending.waitable()
 
