@@ -159,8 +159,9 @@ def run(quick: bool) -> list[Figure]:
             f"all requests sent before any reply is read, no driver) {local['pipelined_floor_ms']:.2f} ms. "
             f"Simulator in its own process: ratio {ext['ratio']:.3f} ({ext['concurrent_ms']:.2f} / "
             f"{ext['pipelined_floor_ms']:.2f} ms). Limited by: the simulator's one event loop serving the three "
-            f"requests in turn after its 5 ms sleep (the floor); over it, the sampler's own CPU per sample "
-            f"(drivers, parsing, the fixture's decode) on the shared interpreter")
+            f"requests in turn after its 5 ms sleep (the floor); over it, the sampler's own CPU on the "
+            f"critical path (the transports' checks before each send, pymodbus' framing and decode for the "
+            f"fixture where the floor uses a raw socket, the drivers' parsing), the same in or out of process")
     errors = {**local["errors"], **ext["errors"]}
     if errors:
         note += f"; errors: {errors}"
