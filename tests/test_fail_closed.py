@@ -27,6 +27,12 @@ pytestmark = pytest.mark.slow
 HEARTBEAT_TIMEOUT = 2.0  # rig config default, real seconds
 
 
+def the_run(results: Path) -> Path:
+    """The one run folder in ``results`` (beside it, the results database ``rig.sqlite``)."""
+    [folder] = [p for p in results.iterdir() if p.is_dir()]
+    return folder
+
+
 def meta_of(folder: Path) -> dict:
     return json.loads((folder / "run.json").read_text())
 
@@ -144,7 +150,7 @@ def test_a_results_folder_without_room_is_refused_before_the_bench_is_opened(sim
     [line] = proc.stderr.splitlines()
     assert line.startswith("stopped: cannot record ") and "the run needs about" in line and \
         line.endswith("nothing was energised"), line
-    meta = meta_of(next((tmp_path / "results").iterdir()))
+    meta = meta_of(the_run(tmp_path / "results"))
     assert (meta["outcome"], meta["exit_status"]) == ("refused", 3)
     assert "final_safe_state" not in meta, "the bench was never opened"
 
@@ -201,7 +207,7 @@ def test_an_estop_pressed_before_the_run_stops_it_once_with_exit_3(tmp_path: Pat
         assert proc.stderr.splitlines() == ["stopped: bench not ready: E-stop pressed; release the E-stop and close "
                                             "the interlock loop, then start again"]
         assert "ERROR" not in proc.stdout and "NOT RUN: 28 not run" in proc.stdout
-        meta = meta_of(next((tmp_path / "results").iterdir()))
+        meta = meta_of(the_run(tmp_path / "results"))
         assert (meta["outcome"], meta["exit_status"]) == ("refused", 3)
         assert read_state(sim.config).safe
     finally:
@@ -222,7 +228,7 @@ def test_an_unreachable_instrument_stops_the_run_once_and_leaves_a_readable_reco
     [line] = proc.stderr.splitlines()
     assert line.startswith("stopped: bench not ready: psu_hv: ") and "Connection refused" in line, line
     assert "ERROR" not in proc.stdout
-    folder = next(results.iterdir())
+    folder = the_run(results)
     report = subprocess.run([sys.executable, "-m", "rig", "report", "--no-html", str(folder)],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert report.returncode == 1 and "refused" in report.stdout, report.stdout + report.stderr
