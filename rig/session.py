@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from instruments.capabilities import Capability
 from instruments.drivers import DRIVERS
@@ -56,6 +56,8 @@ from rig.heartbeat import Heartbeat
 from rig.interrupts import shielded
 from rig.safety import Expected, LiveLimits, chain_reason, deviation, reading_trip_reason, trip_reason
 from rig.sampler import Reading, Sample, Sampler
+
+T = TypeVar("T")
 
 log = logging.getLogger("rig")
 
@@ -454,7 +456,11 @@ class Rig:
                 log.warning("trip: %s off at once failed: %s", unit.name, exc)
                 now = False
             if not now:
-                on_their_way.append(self._pool.submit(self._quietly(lambda u: u.emergency_off()), unit))
+                off = self._quietly(lambda u: u.emergency_off())
+                try:
+                    on_their_way.append(self._pool.submit(off, unit))
+                except RuntimeError:  # the pool is shut down (the rig closing, the interpreter ending)
+                    off(unit)
             done.add(unit.name)
         return done, on_their_way
 
@@ -509,9 +515,9 @@ class Rig:
             # safe_state() confirms it by reading back.
             for group in (loads, supplies):
                 group = [u for u in group if u.name not in switched_off]
-                list(self._pool.map(self._quietly(lambda u: u.emergency_off()), group))
+                self._map(self._quietly(lambda u: u.emergency_off()), group)
             for group, label in ((loads, "load input off"), (supplies, "supply output off")):
-                for unit, error in zip(group, self._pool.map(self._quietly(lambda u: u.safe_state()), group),
+                for unit, error in zip(group, self._map(self._quietly(lambda u: u.safe_state()), group),
                                        strict=True):
                     report.steps.append(SafeStep(f"{unit.name} {label}", error is None, error or "confirmed"))
             report.steps.append(self._wait_bus_discharged(supplies))
@@ -527,6 +533,16 @@ class Rig:
             log.info("safe state (%s): %s", reason, line)
         self._notify("safe", report)
         return report
+
+    def _map(self, action: Callable[[Any], T], items: list[Any]) -> list[T]:
+        """``action`` on every item, in parallel on the pool; one after another on this thread when the
+        pool takes no more work (it is shut down: the interpreter is exiting with this rig still open),
+        since a safe state must run all the same."""
+        try:
+            results = self._pool.map(action, items)  # submits every item now, or raises
+        except RuntimeError:
+            return [action(item) for item in items]
+        return list(results)
 
     @staticmethod
     def _quietly(action: Callable[[Any], None]) -> Callable[[Any], str | None]:
@@ -553,7 +569,7 @@ class Rig:
                 return None
         fixture = self._fixture_or_none
         targets: list[Instrument] = [*supplies, *([fixture] if fixture is not None else [])]
-        values = self._pool.map(measure, targets)
+        values = self._map(measure, targets)
         return {t.name: v for t, v in zip(targets, values, strict=True) if v is not None}
 
     def _wait_bus_discharged(self, supplies: list[DCSupply]) -> SafeStep:
