@@ -7,8 +7,8 @@ One thread (the sampler's, or the caller's for ``sample_once``) does, per sample
    unit, then the fixture's block read (pymodbus' framing costs more than a SCPI line; measured, the
    cheap sends first get every request out soonest);
 2. read the instruments that cannot be pipelined, each checked by ``on_reading`` as it arrives;
-3. collect the replies of step 1, those already arrived first (else the earliest sent), each checked
-   by ``on_reading`` as it arrives: a trip is raised before the rest of the sample is collected;
+3. collect the replies of step 1 in the order they arrive (``_next_arrival``), each checked by
+   ``on_reading`` at once: a trip is raised before the rest of the sample is collected;
 4. send the batch of the units that need a gap between messages (EA: 5 ms), then collect them. They go
    last on purpose: such a unit is paced by its gap (counted from its last reply), and the steps before
    run while the gap elapses, so the sample costs about one gap plus one round trip, as a hand-written
