@@ -32,7 +32,7 @@ from rig.safety import reading_trip_reason, trip_reason
 from rig.sampler import Sampler
 from rig.session import Rig
 from tests.test_serial_transports import PtyInstrument
-from tests.test_transport_faults import TIMEOUT, DuplicatingProxy, lines_since, wait_until
+from tests.test_transport_faults import PROXY_TIMEOUT, TIMEOUT, DuplicatingProxy, lines_since, wait_until
 
 PSU_RATING = Rating(voltage=1500, current=60, power=30000)
 LOAD_RATING = Rating(voltage=150, current=600, power=6000)
@@ -214,7 +214,7 @@ def test_no_stale_reading_while_a_proxy_duplicates_every_batch_reply(bench: Simu
     one while the setpoint changes between samples."""
     proxy = DuplicatingProxy(bench.servers["psu_hv"], lambda line: line.count(";") == 2)  # the batch reply
     psu = EaPsi("psu_hv", proxy.resource, PSU_RATING)
-    psu.transport.settings = dataclasses.replace(EaPsi.SETTINGS, timeout_s=TIMEOUT)
+    psu.transport.settings = dataclasses.replace(EaPsi.SETTINGS, timeout_s=PROXY_TIMEOUT)  # counts faults
     psu.open()
     try:
         psu.set_current_limit(5)

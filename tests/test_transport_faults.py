@@ -38,6 +38,7 @@ from instruments.sim.scpi_server import ScpiServer, ServerFaults
 RATING = Rating(voltage=1500, current=60, power=30000)
 ERROR_CHECK = "STAT:QUES:COND?;:SYST:ERR?"  # EA: the alarm is read before the queue acknowledges it
 TIMEOUT = 0.2  # transport timeout in these tests; simulated latencies are >= 2.5x this
+PROXY_TIMEOUT = 2.0  # through the duplicating proxy, where no test waits for a timeout
 
 
 def one_line(exc: pytest.ExceptionInfo[InstrumentError]) -> str:
@@ -122,7 +123,7 @@ def test_control_a_bare_pyvisa_resource_is_poisoned_by_the_same_late_reply(
 
     server = bench.servers["psu_hv"]
     raw = resource_manager().open_resource(server.resource, read_termination="\n", write_termination="\n",
-                                           timeout=int(TIMEOUT * 1000))
+                                           timeout=int(PROXY_TIMEOUT * 1000))
     try:
         assert late_reply_scenario(server, raw.query, pyvisa.errors.VisaIOError) == "400.00 V"  # off by one
     finally:
@@ -353,7 +354,9 @@ def proxied_psu(bench: SimulatedBench) -> Iterator[tuple[EaPsi, DuplicatingProxy
     """The EA supply behind a proxy that duplicates every reply that reads a voltage."""
     proxy = DuplicatingProxy(bench.servers["psu_hv"], lambda line: line.endswith(" V"))
     drv = EaPsi("psu_hv", proxy.resource, RATING)
-    drv.transport.settings = dataclasses.replace(EaPsi.SETTINGS, timeout_s=TIMEOUT)
+    # The unit's own timeout, not the short one: nothing here waits for a timeout, and a spurious one
+    # on a loaded machine (a proxy thread not scheduled for 0.2 s) would add a fault the tests count.
+    drv.transport.settings = dataclasses.replace(EaPsi.SETTINGS, timeout_s=PROXY_TIMEOUT)
     drv.open()
     yield drv, proxy
     drv.close()
@@ -369,7 +372,7 @@ def test_control_a_bare_pyvisa_resource_takes_the_duplicated_reply_as_the_next_a
     psu.set_voltage(400)
     psu.set_current_limit(5)
     raw = resource_manager().open_resource(proxy.resource, read_termination="\n", write_termination="\n",
-                                           timeout=int(TIMEOUT * 1000))
+                                           timeout=int(PROXY_TIMEOUT * 1000))
     try:
         assert raw.query("SOUR:VOLT?") == "400.00 V"
         assert raw.query("SOUR:CURR?") == "400.00 V"  # stale: the current is 5 A
