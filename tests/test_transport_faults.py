@@ -123,7 +123,7 @@ def test_control_a_bare_pyvisa_resource_is_poisoned_by_the_same_late_reply(
 
     server = bench.servers["psu_hv"]
     raw = resource_manager().open_resource(server.resource, read_termination="\n", write_termination="\n",
-                                           timeout=int(PROXY_TIMEOUT * 1000))
+                                           timeout=int(TIMEOUT * 1000))
     try:
         assert late_reply_scenario(server, raw.query, pyvisa.errors.VisaIOError) == "400.00 V"  # off by one
     finally:
