@@ -427,7 +427,9 @@ class Rig:
             self.trip = reason  # from here on every setpoint is refused
             # Then, before naming the cause or telling anyone, every unit's off command on its way.
             switched_off, on_their_way = self._switch_off_now()
-            if "INH" in reason:
+            if reason.startswith("instrument protection:"):
+                # An open safety chain inhibits the power units (EA: INH; Chroma: a PROT bit), and a
+                # unit's reading can be checked before the fixture's: name the chain's cause if it is open.
                 reason = self.trip = self._inhibit_cause(reason)
             self.trip_was_expected = self._trip_expected()  # caused on purpose by the plan (E-stop tests)
             self._event(f"SAFETY TRIP: {reason}")
@@ -465,10 +467,10 @@ class Rig:
         return done, on_their_way
 
     def _inhibit_cause(self, reason: str) -> str:
-        """An instrument inhibited has one cause, the fixture's safety chain: name it, alone, so a trip
-        reads the same whichever reading arrived first (the sampler checks them as they arrive; the
-        inhibit is in the run log). Within one sample the instrument's reading can be newer than the
-        fixture's, so look again."""
+        """An instrument protection seen while the fixture's safety chain is open has that cause: name
+        it, alone, so a trip reads the same whichever reading arrived first (the sampler checks them as
+        they arrive; the protection is in the run log). Within one sample the instrument's reading can
+        be newer than the fixture's, so look again."""
         try:
             cause = chain_reason(self.fixture.read())
         except InstrumentError:
