@@ -50,6 +50,9 @@ class _Stamps:
         #: waits on it instead of polling, so its own thread takes no CPU from the rig meanwhile.
         self.awaited: tuple[str, str] | None = None
         self.arrived = threading.Event()
+        #: Set with ``trip_at``: the rig tells its listeners after the off commands have gone out, so
+        #: the awaited line can arrive first.
+        self.told = threading.Event()
         for name, server in bench.servers.items():
             server.dialect.handle_line = self._wrap(name, server.dialect.handle_line)  # type: ignore[method-assign]
 
@@ -65,6 +68,7 @@ class _Stamps:
     def listener(self, kind: str, payload: Any) -> None:
         if kind == "trip" and self.trip_at is None:
             self.trip_at = time.perf_counter()
+            self.told.set()
 
     def clear(self, awaited: tuple[str, str]) -> None:
         with self.lock:
@@ -72,6 +76,7 @@ class _Stamps:
         self.trip_at = None
         self.awaited = awaited
         self.arrived.clear()
+        self.told.clear()
 
     def first(self, unit: str, command: str) -> float | None:
         with self.lock:
@@ -143,6 +148,7 @@ def measure(spec: BenchSpec, trials: int, quick: bool) -> dict[str, Any]:
                     time.sleep(rng.uniform(0, PERIOD_S))
                     excursion_now()
                 stamps.arrived.wait(2.0)
+                stamps.told.wait(2.0)
                 off = stamps.first(path.supply.name, "OUTP OFF")
                 t0 = excursion.get("t0")
                 load_off = stamps.first(path.load.name, path.load.INPUT_OFF)  # type: ignore[attr-defined]
