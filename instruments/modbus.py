@@ -265,9 +265,7 @@ class ModbusTransport:
     def _request(self, function: str, *args: Any, what: str, **kwargs: Any) -> Any:
         with self._lock:
             self._read_owed()
-            if self._client is None:
-                raise InstrumentLost(self.instrument, "not connected", what)
-            with self._faults(what):
+            with self._faults(what):  # which also refuses when not connected
                 response = getattr(self._client, function)(*args, device_id=self.unit_id, **kwargs)
             return self._check_response(response, what)
 

@@ -27,7 +27,8 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -426,7 +427,7 @@ class Rig:
         with shielded():
             self.trip = reason  # from here on every setpoint is refused
             # Then, before naming the cause or telling anyone, every unit's off command on its way.
-            switched_off, on_their_way = self._switch_off_now()
+            on_their_way = self._switch_off_now()
             if reason.startswith("instrument protection:"):
                 # An open safety chain inhibits the power units (EA: INH; Chroma: a PROT bit), and a
                 # unit's reading can be checked before the fixture's: name the chain's cause if it is open.
@@ -434,20 +435,18 @@ class Rig:
             self.trip_was_expected = self._trip_expected()  # caused on purpose by the plan (E-stop tests)
             self._event(f"SAFETY TRIP: {reason}")
             self._notify("trip", reason)
-            for sent in on_their_way:
-                sent.result()  # errors are the safe state's to report: it confirms every unit
-            self.safe_state(f"safety trip: {reason}", switched_off)
+            futures.wait(on_their_way)  # never raises: errors are the safe state's to report, unit by unit
+            self.safe_state(f"safety trip: {reason}", off_sent=True)
         self._tripped.set()  # set once the bench is safe: a SafetyTrip a plan sees means "already safe"
 
-    def _switch_off_now(self) -> tuple[set[str], list[Future[str | None]]]:
+    def _switch_off_now(self) -> list[Future[str | None]]:
         """A trip's off commands, at once: from the thread that saw the trip to every unit that can take
         one without a wait (``emergency_off_now``), so no hand-over to another thread stands between the
         trip and the supply's OUTP OFF; to the others (another thread mid-exchange, a gap to keep, a
         reply not yet arrived) from the pool, each on its own, so a supply is never held back behind a
         busy load. The units this run switched on go first, loads before supplies (a real bench switches
-        them in parallel; a simulator, one line after another). Returns the units switched off or being
-        switched off, and the pool's work to wait for."""
-        done: set[str] = set()
+        them in parallel; a simulator, one line after another). Every unit gets one; returns the pool's
+        work to wait for."""
         on_their_way: list[Future[str | None]] = []
         units = [i for i in self.instruments.values() if isinstance(i, PowerInstrument)]
         on = self.expected.loads_on | self.expected.supplies_on
@@ -463,8 +462,7 @@ class Rig:
                     on_their_way.append(self._pool.submit(off, unit))
                 except RuntimeError:  # the pool is shut down (the rig closing, the interpreter ending)
                     off(unit)
-            done.add(unit.name)
-        return done, on_their_way
+        return on_their_way
 
     def _inhibit_cause(self, reason: str) -> str:
         """An instrument protection seen while the fixture's safety chain is open has that cause: name
@@ -498,14 +496,14 @@ class Rig:
 
     # -- the safe state --------------------------------------------------------------------------
 
-    def safe_state(self, reason: str, switched_off: Collection[str] = ()) -> SafeStateReport:
+    def safe_state(self, reason: str, *, off_sent: bool = False) -> SafeStateReport:
         """Load off -> supply off -> bus below the safe voltage -> contactors open. Idempotent.
-        Ctrl-C / SIGTERM meanwhile cannot cut it short (rig.interrupts). ``switched_off``: units that
-        were just sent their off command (a trip's first act); they are only read back."""
+        Ctrl-C / SIGTERM meanwhile cannot cut it short (rig.interrupts). ``off_sent``: every unit was
+        just sent its off command (a trip's first act), so each is only confirmed by reading back."""
         with shielded():
-            return self._safe_state(reason, switched_off)
+            return self._safe_state(reason, off_sent)
 
-    def _safe_state(self, reason: str, switched_off: Collection[str] = ()) -> SafeStateReport:
+    def _safe_state(self, reason: str, off_sent: bool = False) -> SafeStateReport:
         with self._safe_lock:
             self.expected = Expected(since=self.clock.now())  # from now on nothing is meant to be energised
             report = SafeStateReport(reason)
@@ -513,10 +511,9 @@ class Rig:
             loads = [u for u in units if isinstance(u, ElectronicLoad)]
             supplies = [u for u in units if isinstance(u, DCSupply)]
             # 1-2: off commands first, fast, in order (loads, then supplies), without waiting on the
-            # error queue (a trip has sent them already: ``switched_off``); then each unit's own
+            # error queue (unless a trip has sent them already: ``off_sent``); then each unit's own
             # safe_state() confirms it by reading back.
-            for group in (loads, supplies):
-                group = [u for u in group if u.name not in switched_off]
+            for group in (loads, supplies) if not off_sent else ():
                 self._map(self._quietly(lambda u: u.emergency_off()), group)
             for group, label in ((loads, "load input off"), (supplies, "supply output off")):
                 for unit, error in zip(group, self._map(self._quietly(lambda u: u.safe_state()), group),

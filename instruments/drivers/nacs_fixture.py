@@ -65,8 +65,8 @@ class NacsInletFixture(InletFixture):
     def read(self) -> FixtureReading:
         return self._decode(self.transport.read_input(fm.INPUT_BLOCK_START, fm.INPUT_BLOCK_COUNT))
 
-    #: The sampler's two-phase read (``rig.sampler.TwoPhase``): the request goes out first in a sample,
-    #: so the readings that trip the rig most often (temperatures, E-stop, interlock) arrive first.
+    #: The sampler's two-phase read (``rig.sampler.TwoPhase``): the block's request is on its way with
+    #: the power units', and its reading (temperatures, E-stop, interlock) is checked as it arrives.
     message_gap_s = 0.0
 
     def send_measure(self) -> ModbusPending | None:
